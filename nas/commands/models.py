@@ -1,0 +1,91 @@
+"""`nas models`: the released specs, one of them in detail, or one written out as YAML."""
+
+from __future__ import annotations
+
+import argparse
+
+from search_space import REGISTRY, get_spec, layer_cost, model_cost
+
+from nas.files import write_text
+from nas.report import FORMATS, format_rows
+
+
+def summary_row(spec) -> dict:
+    cost = model_cost(spec)
+    return {
+        "name": spec.name,
+        "resolution": spec.resolution,
+        "width": spec.width,
+        "depth": spec.depth,
+        "params": cost.params,
+        "MACs (M)": round(cost.macs / 1e6, 1),
+        "classes": spec.num_classes,
+    }
+
+
+def layer_rows(spec) -> list[dict]:
+    rows = []
+    for i, layer in enumerate(spec.layers()):
+        cost = layer_cost(layer)
+        rows.append({
+            "#": i,
+            "kind": layer.kind,
+            "stage": "" if layer.stage < 0 else layer.stage,
+            "input": f"{layer.in_size}x{layer.in_size}x{layer.in_ch}",
+            "expanded": layer.expanded_ch,
+            "out": layer.out_ch,
+            "kernel": layer.kernel,
+            "stride": layer.stride,
+            "se": layer.se_ch,
+            "residual": "yes" if layer.residual else "",
+            "params": cost.params,
+            "MACs (M)": round(cost.macs / 1e6, 2),
+        })
+    return rows
+
+
+def _list(args: argparse.Namespace) -> int:
+    print(format_rows((summary_row(spec) for spec in REGISTRY.values()), args.format), end="")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    spec = get_spec(args.model)
+    if args.format != "table":
+        print(format_rows(layer_rows(spec), args.format), end="")
+        return 0
+    cost = model_cost(spec)
+    print(f"{spec.name}: width {spec.width}, depth {spec.depth}, resolution {spec.resolution}, "
+          f"dropout {spec.dropout}, {spec.activation}, {spec.num_classes} classes"
+          f"{' (class 0 = background)' if spec.include_background else ''}")
+    print(f"params {cost.params:,d}, MACs {cost.macs / 1e6:,.1f} M, "
+          f"input (x - {spec.mean[0]:g}) / {spec.std[0]:g}")
+    print("blocks:")
+    for block in spec.block_strings:
+        print(f"  {block}")
+    print()
+    print(format_rows(layer_rows(spec), "table"), end="")
+    return 0
+
+
+def _export_spec(args: argparse.Namespace) -> int:
+    spec = get_spec(args.model)
+    path = write_text(args.output, spec.to_yaml())
+    print(f"wrote {path}")
+    return 0
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("models", help="list the released specs, show one, or export one as YAML",
+                                 description="List the registered models (default), show one, or export its spec.")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    parser.set_defaults(run=_list)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
+    show = actions.add_parser("show", help="block strings and the per-layer table of a model or spec file")
+    show.add_argument("model", help="registered name or ModelSpec .yaml file")
+    show.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    show.set_defaults(run=_show)
+    export = actions.add_parser("export-spec", help="write a model's ModelSpec as YAML")
+    export.add_argument("model", help="registered name or ModelSpec .yaml file")
+    export.add_argument("-o", "--output", required=True, help="where to write the YAML")
+    export.set_defaults(run=_export_spec)

@@ -1,0 +1,1 @@
+"""Compound scaling: reference rounding, published coefficient tables, phi scaling, coefficient search."""

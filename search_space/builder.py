@@ -1,0 +1,138 @@
+"""One Keras builder for every family: it walks `ModelSpec.layers()` and nothing else.
+
+Layer names mirror the reference's TF1 variable scopes with '.' for '/' (Keras forbids '/'):
+`stem.conv2d`, `blocks_3.tpu_batch_normalization_1`, `blocks_5.se.conv2d`, `head.dense`, so a
+released checkpoint variable `<model>/<scope>/<weight>` maps to layer `<scope with .>`.
+Initialisers are the reference's: conv kernels N(0, sqrt(2 / fan_out)), dense U(+-1/sqrt(out)).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+
+import keras
+from keras import layers as kl
+
+from search_space.spec import Layer, ModelSpec
+
+CONV_INIT = keras.initializers.VarianceScaling(scale=2.0, mode="fan_out", distribution="untruncated_normal")
+DENSE_INIT = keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_out", distribution="uniform")
+_ACTIVATIONS = {"relu": "relu", "relu6": "relu6", "swish": "swish"}
+
+
+class _Scope:
+    """Names layers `<scope>.<type>`, `<scope>.<type>_1`, ... in creation order, as TF1 layers did."""
+
+    def __init__(self, scope: str):
+        self.scope = scope
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def __call__(self, kind: str, sub: str = "") -> str:
+        key = f"{sub}.{kind}" if sub else kind
+        n = self.counts[key]
+        self.counts[key] += 1
+        return f"{self.scope}.{key}" + (f"_{n}" if n else "")
+
+
+class _Ops:
+    def __init__(self, spec: ModelSpec, seed: int | None):
+        self.spec = spec
+        self.seed = seed
+        self.act = _ACTIVATIONS[spec.activation]
+
+    def _init(self, base):
+        """A fresh initialiser per layer; with a seed, each layer gets its own, reproducibly."""
+        config = base.get_config()
+        if self.seed is not None:
+            config["seed"] = self.seed
+            self.seed += 1
+        return base.__class__.from_config(config)
+
+    def conv(self, x, name, filters, kernel, stride=1, use_bias=False):
+        return kl.Conv2D(
+            filters, kernel, strides=stride, padding="same", use_bias=use_bias,
+            kernel_initializer=self._init(CONV_INIT), name=name,
+        )(x)
+
+    def depthwise(self, x, name, kernel, stride):
+        return kl.DepthwiseConv2D(
+            kernel, strides=stride, padding="same", use_bias=False,
+            depthwise_initializer=self._init(CONV_INIT), name=name,
+        )(x)
+
+    def bn(self, x, name, activate=True):
+        x = kl.BatchNormalization(momentum=self.spec.bn_momentum, epsilon=self.spec.bn_epsilon, name=name)(x)
+        return kl.Activation(self.act, name=name + ".act")(x) if activate else x
+
+
+def _block(ops: _Ops, x, layer: Layer, scope: _Scope, training_drop_connect: bool):
+    inputs = x
+    name = scope
+    if layer.kind == "mbconv":
+        if layer.expand_ratio != 1:
+            x = ops.bn(ops.conv(x, name("conv2d"), layer.expanded_ch, 1), name("tpu_batch_normalization"))
+        x = ops.bn(ops.depthwise(x, name("depthwise_conv2d"), layer.kernel, layer.stride),
+                   name("tpu_batch_normalization"))
+    elif layer.expand_ratio != 1:
+        stride = 1 if layer.fused_stride_on == "project" else layer.stride
+        x = ops.bn(ops.conv(x, name("conv2d"), layer.expanded_ch, layer.kernel, stride),
+                   name("tpu_batch_normalization"))
+    if layer.se_ch:
+        se = kl.GlobalAveragePooling2D(keepdims=True, name=name("pool", "se"))(x)
+        se = ops.conv(se, name("conv2d", "se"), layer.se_ch, 1, use_bias=True)
+        se = kl.Activation(ops.act, name=name("act", "se"))(se)
+        se = ops.conv(se, name("conv2d", "se"), layer.expanded_ch, 1, use_bias=True)
+        se = kl.Activation("sigmoid", name=name("gate", "se"))(se)
+        x = kl.Multiply(name=name("excite", "se"))([x, se])
+    project_stride = layer.stride if layer.kind == "fused_mbconv" and (
+        layer.fused_stride_on == "project" or layer.expand_ratio == 1) else 1
+    x = ops.conv(x, name("conv2d"), layer.out_ch, 1, project_stride)
+    x = ops.bn(x, name("tpu_batch_normalization"), activate=False)
+    if layer.residual:
+        drop = 1.0 - layer.survival_prob
+        if drop > 0 and training_drop_connect:
+            x = kl.Dropout(drop, noise_shape=(None, 1, 1, 1), name=name("drop_connect"))(x)
+        x = kl.Add(name=name("add"))([x, inputs])
+    return x
+
+
+def build_model(spec: ModelSpec, seed: int | None = None, drop_connect: bool = True) -> keras.Model:
+    """The Keras model of `spec`: inputs are normalised images `(x - mean) / std`, outputs logits."""
+    ops = _Ops(spec, seed)
+    layers = spec.layers()
+    inputs = keras.Input((spec.resolution, spec.resolution, 3), name="images")
+    stem = layers[0]
+    x = ops.conv(inputs, "stem.conv2d", stem.out_ch, stem.kernel, stem.stride)
+    x = ops.bn(x, "stem.tpu_batch_normalization")
+    for i, layer in enumerate(layers[1:-1]):
+        x = _block(ops, x, layer, _Scope(f"blocks_{i}"), drop_connect)
+    head = layers[-1]
+    x = ops.bn(ops.conv(x, "head.conv2d", head.expanded_ch, 1), "head.tpu_batch_normalization")
+    # Whole-map average pooling, not a MEAN reduction: the reference's Edge TPU-friendly choice.
+    x = kl.AveragePooling2D(pool_size=head.in_size, name="head.pool")(x)
+    x = kl.Flatten(name="head.flatten")(x)
+    if spec.dropout > 0:
+        x = kl.Dropout(spec.dropout, name="head.dropout")(x)
+    outputs = kl.Dense(spec.num_classes, kernel_initializer=ops._init(DENSE_INIT), name="head.dense")(x)
+    return keras.Model(inputs, outputs, name=spec.name)
+
+
+def trainable_params(model: keras.Model) -> int:
+    return int(sum(math.prod(w.shape) for w in model.trainable_weights))
+
+
+# Keras 3 calls every conv weight "kernel"; the reference's depthwise layers called it so.
+_REFERENCE_WEIGHT_NAMES = {"depthwise_conv2d": {"kernel": "depthwise_kernel"}}
+
+
+def reference_weight_map(model: keras.Model) -> dict[str, "keras.Variable"]:
+    """`{reference TF1 variable name: Keras variable}` for every weight of a built model."""
+    mapping = {}
+    for layer in model.layers:
+        scope = layer.name.replace(".", "/")
+        kind = scope.rsplit("/", 1)[-1].rstrip("_0123456789")
+        renames = _REFERENCE_WEIGHT_NAMES.get(kind, {})
+        for weight in layer.weights:
+            mapping[f"{model.name}/{scope}/{renames.get(weight.name, weight.name)}"] = weight
+    return mapping
