@@ -1,0 +1,55 @@
+"""Image data for proxy training, calibration and evaluation.
+
+`load_offline` is the embedded default: scikit-learn's handwritten digits (1,797 real 8x8 scans,
+10 classes), which ship inside the package, so tests and the default search never download
+anything. Images come back as uint8 RGB at the asked resolution (bilinear, as the reference
+resizes); normalisation with a spec's mean/std is the caller's, via `normalize`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+OFFLINE_NAME = "digits"
+OFFLINE_CLASSES = 10
+
+
+@functools.lru_cache(maxsize=8)
+def _digits(resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    images = (data.images * (255.0 / 16.0)).round().astype(np.uint8)
+    resized = np.stack([
+        np.asarray(Image.fromarray(img, mode="L").resize((resolution, resolution), Image.BILINEAR))
+        for img in images
+    ])
+    rgb = np.repeat(resized[..., None], 3, axis=-1)
+    rgb.setflags(write=False)
+    labels = data.target.astype(np.int64)
+    labels.setflags(write=False)
+    return rgb, labels
+
+
+def load_offline(resolution: int, split: str = "train", val_fraction: float = 0.2, seed: int = 0):
+    """(images uint8 [N, R, R, 3], labels int64 [N]) of the offline digits; a fixed stratified split."""
+    if split not in ("train", "val", "all"):
+        raise ValueError(f"split must be train, val or all, not {split!r}")
+    images, labels = _digits(int(resolution))
+    if split == "all":
+        return images, labels
+    rng = np.random.default_rng(seed)
+    val = np.zeros(len(labels), dtype=bool)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        val[rng.choice(idx, int(round(len(idx) * val_fraction)), replace=False)] = True
+    mask = val if split == "val" else ~val
+    return images[mask], labels[mask]
+
+
+def normalize(images: np.ndarray, mean, std) -> np.ndarray:
+    """`(x - mean) / std` per channel, float32: what the models take as input."""
+    return (images.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
