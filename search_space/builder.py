@@ -97,11 +97,14 @@ def _block(ops: _Ops, x, layer: Layer, scope: _Scope, training_drop_connect: boo
     return x
 
 
-def build_model(spec: ModelSpec, seed: int | None = None, drop_connect: bool = True) -> keras.Model:
+def build_model(
+    spec: ModelSpec, seed: int | None = None, drop_connect: bool = True, batch_size: int | None = None
+) -> keras.Model:
     """The Keras model of `spec`: inputs are normalised images `(x - mean) / std`, outputs logits."""
     ops = _Ops(spec, seed)
     layers = spec.layers()
-    inputs = keras.Input((spec.resolution, spec.resolution, 3), name="images")
+    # A fixed batch size (1 for TFLite) lets the converter fold the flatten into a static RESHAPE.
+    inputs = keras.Input((spec.resolution, spec.resolution, 3), batch_size=batch_size, name="images")
     stem = layers[0]
     x = ops.conv(inputs, "stem.conv2d", stem.out_ch, stem.kernel, stem.stride)
     x = ops.bn(x, "stem.tpu_batch_normalization")
