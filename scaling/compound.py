@@ -110,9 +110,9 @@ def scale_phi(
     """The phi model of `spec`: depth x alpha**phi, width x beta**phi, resolution x gamma**phi."""
     phi = check_phi(phi)
     alpha, beta, gamma = (check_coefficient(n, v) for n, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma)))
-    for what, coefficient, name in (("depth", alpha, "alpha"), ("width", beta, "beta"), ("resolution", gamma, "gamma")):
+    for what, symbol, coefficient in (("depth", "alpha", alpha), ("width", "beta", beta), ("resolution", "gamma", gamma)):
         if math.log(coefficient) * phi > math.log(MAX_FACTOR):
-            raise UserError(f"phi {phi:g} with {name} {coefficient:g} scales {what} by more than {MAX_FACTOR:g}x; "
+            raise UserError(f"phi {phi:g} with {symbol} {coefficient:g} scales {what} by more than {MAX_FACTOR:g}x; "
                             f"use a smaller phi")
     return scale_spec(
         spec,

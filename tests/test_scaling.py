@@ -72,6 +72,9 @@ def test_phi_coefficients_and_resolution_rule():
     # 224 * 1.15**phi = 224, 257.6, 296.2, 340.7, 391.8 -> rounded down to multiples of 32.
     assert [scale_phi(S, phi).resolution for phi in range(5)] == [224, 256, 288, 320, 384]
     assert scale_phi(S, 1).width == 1.1 and scale_phi(S, 2).width == 1.21  # stored without float noise
+    assert [scale_phi(S, phi).name for phi in (0, 1, 2.5)] == [
+        "efficientnet-edgetpu-S-phi0", "efficientnet-edgetpu-S-phi1", "efficientnet-edgetpu-S-phi2.5"]
+    assert scale_phi(S, 1, name="m").name == "m"
 
 
 def test_phi_zero_is_the_base_and_keeps_an_odd_resolution():

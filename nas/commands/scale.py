@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 from pathlib import Path
 
 from search_space import REGISTRY, ModelSpec, UserError, count_macs, get_spec, model_cost
@@ -214,9 +215,15 @@ def _search(args: argparse.Namespace) -> int:
         cost, unit = count_macs, "MACs"
     total = len(alphas) * len(betas) * len(gammas)
 
-    def progress(done: int, of: int) -> None:
-        if args.cost == "latency" and (done == of or done % max(1, of // 10) == 0):
-            print(f"costed {done}/{of} triples", file=sys.stderr)
+    started = last = time.monotonic()
+
+    def progress(done: int, of: int) -> None:  # only for slow (measured) costs: a line every 10 s
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= 10 or (done == of and now - started >= 10):
+            last = now
+            eta = (now - started) / done * (of - done)
+            print(f"costed {done}/{of} triples, about {eta:.0f} s left", file=sys.stderr)
 
     result = search_coefficients(base, cost, alphas=alphas, betas=betas, gammas=gammas, target=target,
                                  tolerance=tolerance, resolution_divisor=divisor, progress=progress)
