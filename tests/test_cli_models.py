@@ -90,3 +90,13 @@ def test_listing_models_does_not_import_tensorflow():
 def test_console_script_runs(tmp_path):
     out = subprocess.run([sys.executable, "-m", "nas", "models", "show", "mnasnet-a1"], capture_output=True, text=True)
     assert out.returncode == 0 and "r1_k3_s11_e6_i160_o320" in out.stdout
+
+
+def test_models_table_shows_predicted_edge_tpu_latency_ordered_s_m_l(capsys):
+    _, out, _ = run_cli(capsys, "models", "--format", "json")
+    latency = {r["name"]: r["latency ms (sim)"] for r in json.loads(out)}
+    assert 0 < latency["efficientnet-edgetpu-S"] < latency["efficientnet-edgetpu-M"] < latency["efficientnet-edgetpu-L"]
+    code, _, err = run_cli(capsys, "models", "--latency", "nosuch")
+    assert_one_line_error(code, err, "unknown latency source 'nosuch'")
+    _, out, _ = run_cli(capsys, "models", "--latency", "none", "--format", "csv")
+    assert "latency" not in out.splitlines()[0]

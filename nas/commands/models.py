@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from latency import make_latency_model
 from search_space import REGISTRY, get_spec, layer_cost, model_cost
 
 from nas.files import write_text
 from nas.report import FORMATS, format_rows
 
 
-def summary_row(spec) -> dict:
+def summary_row(spec, latency=None) -> dict:
     cost = model_cost(spec)
-    return {
+    row = {
         "name": spec.name,
         "resolution": spec.resolution,
         "width": spec.width,
@@ -21,6 +22,9 @@ def summary_row(spec) -> dict:
         "MACs (M)": round(cost.macs / 1e6, 1),
         "classes": spec.num_classes,
     }
+    if latency is not None:
+        row[f"latency ms ({latency.name})"] = round(latency.predict_ms(spec), 2)
+    return row
 
 
 def layer_rows(spec) -> list[dict]:
@@ -45,7 +49,8 @@ def layer_rows(spec) -> list[dict]:
 
 
 def _list(args: argparse.Namespace) -> int:
-    print(format_rows((summary_row(spec) for spec in REGISTRY.values()), args.format), end="")
+    latency = None if args.latency == "none" else make_latency_model(args.latency)
+    print(format_rows((summary_row(spec, latency) for spec in REGISTRY.values()), args.format), end="")
     return 0
 
 
@@ -79,6 +84,8 @@ def register(commands) -> None:
     parser = commands.add_parser("models", help="list the released specs, show one, or export one as YAML",
                                  description="List the registered models (default), show one, or export its spec.")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    parser.add_argument("--latency", default="sim", metavar="SOURCE",
+                        help="latency column: sim (Edge TPU cost model, default), lut:PATH, tflite-cpu, edgetpu, none")
     parser.set_defaults(run=_list)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
     show = actions.add_parser("show", help="block strings and the per-layer table of a model or spec file")
