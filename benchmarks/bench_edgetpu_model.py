@@ -84,6 +84,75 @@ def build_int8(model: str, size: int) -> Path:
     return path
 
 
+def report(rows: list[dict], paths: dict[str, Path], write_constants: bool) -> int:
+    import json
+
+    from latency.edgetpu_fit import fit_constants, leave_one_out_ms
+    from latency.edgetpu_model import CONSTANTS_PATH, EdgeTpuCostModel, predict_work_ms, spec_work
+    from latency.tflite_ops import tflite_work
+    from search_space.registry import get_spec
+
+    works = [tflite_work(paths[row["model"]]) for row in rows]
+    measured = [float(row["usb_ms"]) for row in rows]
+    date = datetime.date.today().isoformat()
+    constants = fit_constants(works, measured, note=(
+        f"fitted {date} by benchmarks/bench_edgetpu_model.py to Coral USB Accelerator latencies of "
+        + ", ".join(row["model"] for row in rows)))
+    loo = leave_one_out_ms(works, measured)
+    if write_constants:
+        CONSTANTS_PATH.write_text(json.dumps(constants.to_dict(), indent=2) + "\n")
+        print(f"wrote {CONSTANTS_PATH.relative_to(ROOT)}")
+    model = EdgeTpuCostModel(constants)
+    lines = [
+        "# Edge TPU cost model: fit to Coral's published latencies",
+        "",
+        f"Date: {date}. Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()} "
+        "(no Edge TPU device here: the targets are Coral's published USB Accelerator figures from "
+        "`shared/reference/edgetpu_latency_published.csv`). Produced by `benchmarks/bench_edgetpu_model.py`.",
+        "",
+        "Each row is rebuilt offline (keras.applications with `weights=None`, or the registry spec), converted "
+        "to full-int8 TFLite and read op by op. *Fit* uses constants fitted on all rows; *leave-one-out* "
+        "predicts each row from constants fitted without it.",
+        "",
+        "| model | input | MACs (G) | params (MB) | ops | published ms | fit ms | leave-one-out ms | LOO error |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row, work, ms, held_out in zip(rows, works, measured, loo):
+        lines.append(
+            f"| {row['model']} | {row['input_size']} | {work.total_macs / 1e9:.2f} | {work.param_bytes / 1e6:.1f} "
+            f"| {work.ops} | {ms:g} | {predict_work_ms(work, constants):.1f} | {held_out:.1f} "
+            f"| {100 * (held_out / ms - 1):+.0f}% |")
+    worst = max(abs(h / m - 1) for h, m in zip(loo, measured))
+    lines += ["", f"Worst leave-one-out error: {100 * worst:.0f}% (goal: within 25% on every row).", "",
+              "Fitted constants (shipped in `latency/data/edgetpu_constants.json`):", "",
+              "| constant | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4g} |" for k, v in constants.to_dict().items() if k != "note"]
+    specs = {n: get_spec(n) for n in ("efficientnet-edgetpu-S", "efficientnet-edgetpu-M", "efficientnet-edgetpu-L")}
+    predicted = {n: model.predict_ms(s) for n, s in specs.items()}
+    resnet = predict_work_ms(tflite_work(paths["resnet50_v1"]), constants)
+    lines += ["", "Predictions from the registry specs (`sim` source, `ModelSpec.layers()` path):", "",
+              "| model | predicted ms | published ms |", "|---|---|---|"]
+    published = {row["model"]: row["usb_ms"] for row in rows}
+    lines += [f"| {n} | {ms:.2f} | {published.get(n, '-')} |" for n, ms in predicted.items()]
+    s_ms = predicted["efficientnet-edgetpu-S"]
+    lines += ["", f"Order S < M < L: {'yes' if list(predicted.values()) == sorted(predicted.values()) else 'NO'}. "
+              f"ResNet-50 (299) / EdgeTPU-S: {resnet / s_ms:.1f}x predicted, "
+              f"{float(published['resnet50_v1']) / float(published['efficientnet-edgetpu-S']):.1f}x published.",
+              "", "Where the time goes (ms, fitted constants):", ""]
+    names = [row["model"] for row in rows]
+    parts = [model.breakdown_ms(w) for w in works]
+    lines += ["| term | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines += [f"| {term} | " + " | ".join(f"{p[term]:.2f}" for p in parts) + " |" for term in parts[0]]
+    lines += ["", "Notes: the published figures are from Coral's benchmark page (USB 3.0 host); MobileNet v2's "
+              "published row is the official Coral file, ours is keras.applications' (same architecture, "
+              "one MEAN op instead of AVERAGE_POOL). Per-op efficiencies are shared by all models, so a model "
+              "that uses the array unusually well or badly (channel counts far from multiples of the array "
+              "width) is where the model errs most.", ""]
+    RESULTS.write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prepare-only", action="store_true", help="only convert and cache the .tflite files")
