@@ -1,0 +1,124 @@
+"""`nas export`: a registered or searched model to TFLite (full-int8 or float), a SavedModel, the Edge TPU."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from search_space import UserError, get_spec
+from search_space.spec import FUSED_STRIDE_PLACES
+
+from nas.checkpoints import Loaded, load_model
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def add_model_arguments(
+    parser: argparse.ArgumentParser, ckpt_help: str, fresh_weights: bool = True
+) -> argparse._MutuallyExclusiveGroup:
+    """--model / --spec, --ckpt and the loading options, shared by `nas export` and `nas eval`.
+
+    Returns the group --ckpt is in, so a command can add alternatives to it.
+    """
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--model", metavar="NAME", help="registered model (see 'nas models')")
+    which.add_argument("--spec", metavar="FILE", help="ModelSpec .yaml file (e.g. a search's best.yaml)")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--ckpt", metavar="PATH", help=ckpt_help)
+    parser.add_argument("--no-ema", dest="ema", action="store_false",
+                        help="restore the raw weights, not the checkpoint's moving averages")
+    parser.add_argument("--fused-stride-on", choices=FUSED_STRIDE_PLACES,
+                        help="where fused blocks put their stride (default: 'project' for a released TF1 "
+                             "checkpoint, as the 2019 release did; the spec's own otherwise)")
+    if fresh_weights:
+        parser.add_argument("--seed", type=int, default=0, help="initialisation seed when no --ckpt is given")
+    return weights
+
+
+def chosen_spec(args: argparse.Namespace):
+    name = args.model or args.spec
+    return get_spec(name) if name else None
+
+
+def load_from_args(args: argparse.Namespace) -> Loaded:
+    return load_model(args.ckpt, chosen_spec(args), fused_stride_on=args.fused_stride_on,
+                      use_ema=args.ema, seed=getattr(args, "seed", 0))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from nas import export
+    from search_space.builder import trainable_params
+
+    if not args.output_tflite and not args.output_saved_model_dir:
+        raise UserError("nothing to write: give --output-tflite FILE and/or --output-saved-model-dir DIR")
+    if args.edgetpu:
+        if not args.output_tflite:
+            raise UserError("--edgetpu compiles the TFLite file: give --output-tflite FILE")
+        if not args.quantize:
+            raise UserError("the Edge TPU runs only full-int8 models: drop --no-quantize")
+        export.find_edgetpu_compiler()
+    # Fail on an unwritable output now, not after minutes of calibration.
+    if args.output_tflite:
+        export.check_writable(args.output_tflite)
+    if args.output_saved_model_dir:
+        export.check_writable(args.output_saved_model_dir, directory=True)
+
+    loaded = load_from_args(args)
+    spec, model = loaded.spec, loaded.model
+    params = trainable_params(model)
+    print(f"{spec.name}: {spec.resolution}x{spec.resolution} input, {spec.num_classes} classes, "
+          f"{params:,d} parameters")
+    print(loaded.describe())
+
+    if args.output_tflite:
+        from search_space.tflite import op_names
+
+        calibration = None
+        if args.quantize:
+            # The converter silences stdout while it calibrates: progress goes to stderr.
+            calibration = export.calibration_images(spec, args.data_dir, args.num_calibration,
+                                                    progress=lambda line: print(line, file=sys.stderr, flush=True))
+            print(f"calibrating on {calibration.source}")
+        content = export.to_tflite(model, args.quantize, calibration)
+        path = export.write_bytes(args.output_tflite, content)
+        kind = ("full-int8 (uint8 input and output, builtin int8 ops)" if args.quantize else "float32")
+        print(f"wrote {path}: {kind}, {len(content):,d} bytes ({len(content) / params:.2f} bytes per parameter)")
+        print(f"  ops: {', '.join(sorted(set(op_names(content))))}")
+    if args.output_saved_model_dir:
+        path = export.save_saved_model(model, args.output_saved_model_dir)
+        print(f"wrote SavedModel {path} (serving_default: input = normalised images -> output = probabilities)")
+    if args.edgetpu:
+        compiled, report = export.compile_edgetpu(args.output_tflite)
+        print(report)
+        print(f"wrote {compiled}")
+    return 0
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "export", help="export a model to TFLite (full-int8 or float), a SavedModel, or the Edge TPU",
+        description="Export a registered or searched model, as the reference exporter does: the graph ends "
+                    "in a softmax; full-int8 TFLite has uint8 input and output and only builtin int8 ops.",
+    )
+    add_model_arguments(parser, "checkpoint directory or prefix: one written by this project (spec.yaml beside "
+                                "it) or a released TF1 one (model.ckpt*); without it, fresh weights")
+    parser.add_argument("--output-tflite", metavar="FILE", help="write the TFLite model here")
+    parser.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True,
+                        help="full-int8 with uint8 input/output (default); --no-quantize writes float32")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="representative images (jpg/png, searched recursively) for calibration; "
+                             "default: the built-in offline digits")
+    parser.add_argument("--num-calibration", type=positive_int, default=2000, metavar="N",
+                        help="calibration images (default 2000, as the reference)")
+    parser.add_argument("--output-saved-model-dir", metavar="DIR", help="also write a SavedModel here")
+    parser.add_argument("--edgetpu", action="store_true",
+                        help="compile the full-int8 file with edgetpu_compiler (Coral's package edgetpu-compiler)")
+    parser.set_defaults(run=_run)
