@@ -163,6 +163,15 @@ def _examples(items: list[str]) -> str:
     return ", ".join(items[:_EXAMPLES]) + more
 
 
+def _check_model_name(checkpoint: Checkpoint, name: str) -> None:
+    found = checkpoint.model_name
+    if found is None:
+        raise UserError(f"checkpoint '{checkpoint.path}' holds no model variables")
+    if found != name:
+        raise UserError(f"checkpoint '{checkpoint.path}' is of model '{found}', not '{name}' "
+                        f"(pass --model {found}, or the spec it was trained with)")
+
+
 def restore(model, checkpoint: Checkpoint, use_ema: bool = True) -> bool:
     """Assign every weight of `model` from `checkpoint`, by reference name, shapes checked.
 
@@ -174,12 +183,7 @@ def restore(model, checkpoint: Checkpoint, use_ema: bool = True) -> bool:
     from search_space.builder import reference_weight_map
 
     where = f"checkpoint '{checkpoint.path}'"
-    found = checkpoint.model_name
-    if found is None:
-        raise UserError(f"{where} holds no model variables")
-    if found != model.name:
-        raise UserError(f"{where} is of model '{found}', not '{model.name}' "
-                        f"(pass --model {found}, or the spec it was trained with)")
+    _check_model_name(checkpoint, model.name)
     wanted = reference_weight_map(model)
     ema = use_ema and checkpoint.has_ema
     source = {name: f"{name}/{EMA}" if ema else name for name in wanted}
@@ -226,6 +230,8 @@ def load_model(
         if spec is None:
             raise UserError(f"checkpoint '{ckpt.path}' holds model '{ckpt.model_name}', which is not registered "
                             "and has no spec.yaml beside it: pass --spec FILE")
+    if ckpt is not None:
+        _check_model_name(ckpt, spec.name)  # before building a model for nothing
     if fused_stride_on is None:
         fused_stride_on = "project" if ckpt is not None and ckpt.released else spec.fused_stride_on
     spec = dataclasses.replace(spec, fused_stride_on=fused_stride_on)

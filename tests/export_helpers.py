@@ -1,9 +1,8 @@
 """Shared by the export / eval / checkpoint tests: a tiny EdgeTPU-like spec, a TF1 checkpoint writer
-(the reference's own saver, in graph mode) and a CLI runner."""
+(the reference's own saver, in graph mode) and a PNG writer; CLI helpers are in cli_helpers."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -64,23 +63,6 @@ def released_layout(model, ema: bool = True, slots: bool = True, seed: int = 0) 
     return values, extras
 
 
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    from nas.cli import main
-
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("nas: error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 def save_png(path, pixels: np.ndarray) -> Path:
     from PIL import Image
 
@@ -89,5 +71,3 @@ def save_png(path, pixels: np.ndarray) -> Path:
     Image.fromarray(np.asarray(pixels, np.uint8)).save(path)
     return path
 
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
