@@ -63,7 +63,9 @@ def tflite_classifier(path: str | os.PathLike, mean, std) -> Classifier:
     from search_space.tflite import load_interpreter, op_names, run
 
     interp = load_interpreter(path, num_threads=os.cpu_count() or 1)
-    ends_in_softmax = op_names(path)[-1] == "SOFTMAX"
+    # A full-int8 file ends SOFTMAX, QUANTIZE (int8 -> uint8): look past the (de)quantisation.
+    ops = [op for op in op_names(path) if op not in ("QUANTIZE", "DEQUANTIZE")]
+    ends_in_softmax = bool(ops) and ops[-1] == "SOFTMAX"
     shape = interp.get_input_details()[0]["shape"]
 
     def predict(images: np.ndarray) -> np.ndarray:

@@ -71,3 +71,10 @@ def save_png(path, pixels: np.ndarray) -> Path:
     Image.fromarray(np.asarray(pixels, np.uint8)).save(path)
     return path
 
+
+
+def nas(capsys, *args) -> tuple[int, str, str]:
+    """`tests.cli_helpers.run_cli` with paths allowed among the arguments."""
+    from tests.cli_helpers import run_cli
+
+    return run_cli(capsys, *map(str, args))

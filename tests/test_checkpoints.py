@@ -12,8 +12,8 @@ import pytest
 from nas.checkpoints import EMA, load_model, open_checkpoint, restore, save_checkpoint
 from search_space import REGISTRY, UserError
 from search_space.builder import build_model, reference_weight_map
-from tests.cli_helpers import assert_one_line_error, run_cli
-from tests.export_helpers import released_layout, tiny_spec, write_tf1_checkpoint
+from tests.cli_helpers import assert_one_line_error
+from tests.export_helpers import nas, released_layout, tiny_spec, write_tf1_checkpoint
 
 REFERENCE_VARS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "checkpoint_vars"
 
@@ -136,7 +136,7 @@ def test_cli_checkpoint_missing_variables(tmp_path, released, capsys):
     spec_file.write_text(spec.to_yaml())
     kept = {n: v for n, v in values.items() if "head/" not in n}
     directory = write_tf1_checkpoint(tmp_path / "ckpt", kept)
-    code, _, err = run_cli(capsys, "eval", "--spec", str(spec_file), "--ckpt", str(directory), "--offline")
+    code, _, err = nas(capsys, "eval", "--spec", str(spec_file), "--ckpt", str(directory), "--offline")
     assert_one_line_error(code, err, "lacks", "tiny-edgetpu/head/")
 
 
@@ -144,7 +144,7 @@ def test_cli_checkpoint_of_another_model(tmp_path, released, capsys):
     _, _, values, _ = released
     renamed = {n.replace("tiny-edgetpu/", "efficientnet-edgetpu-M/", 1): v for n, v in values.items()}
     directory = write_tf1_checkpoint(tmp_path / "m", renamed)
-    code, _, err = run_cli(capsys, "export", "--model", "efficientnet-edgetpu-S", "--ckpt", str(directory),
+    code, _, err = nas(capsys, "export", "--model", "efficientnet-edgetpu-S", "--ckpt", str(directory),
                            "--output-tflite", str(tmp_path / "s.tflite"))
     assert_one_line_error(code, err, "is of model 'efficientnet-edgetpu-M', not 'efficientnet-edgetpu-S'",
                           "--model efficientnet-edgetpu-M")
@@ -158,7 +158,7 @@ def test_cli_checkpoint_of_another_model(tmp_path, released, capsys):
     (lambda d: (d / "model.ckpt.index").write_bytes(b"garbage" * 10) and d, "cannot read checkpoint"),
 ])
 def test_cli_unusable_checkpoint_paths(tmp_path, capsys, make, fragment):
-    code, _, err = run_cli(capsys, "eval", "--model", "efficientnet-edgetpu-S", "--ckpt", str(make(tmp_path)),
+    code, _, err = nas(capsys, "eval", "--model", "efficientnet-edgetpu-S", "--ckpt", str(make(tmp_path)),
                            "--offline")
     assert_one_line_error(code, err, fragment)
 

@@ -83,9 +83,10 @@ def _run(args: argparse.Namespace) -> int:
 
         calibration = None
         if args.quantize:
-            # The converter silences stdout while it calibrates: progress goes to stderr.
+            # The converter swaps sys.stdout out while it calibrates; progress keeps the user's stdout.
+            stdout = sys.stdout
             calibration = export.calibration_images(spec, args.data_dir, args.num_calibration,
-                                                    progress=lambda line: print(line, file=sys.stderr, flush=True))
+                                                    progress=lambda line: print(line, file=stdout, flush=True))
             print(f"calibrating on {calibration.source}")
         content = export.to_tflite(model, args.quantize, calibration)
         path = export.write_bytes(args.output_tflite, content)
