@@ -1,0 +1,109 @@
+"""Single-layer models for profiling: each `Layer` alone, many of them in one .tflite file.
+
+Conversion (~1 s of fixed cost per call, more for int8 calibration) dominates profiling, so a batch
+of layers becomes one TFLite file with one *signature* per layer: each signature is an independent
+subgraph with its own input, run on its own through `get_signature_runner`, and XNNPACK delegates
+every subgraph (checked: a layer runs as fast through its signature as it does alone).
+
+Each layer model is the builder's own code for that layer (stem: conv-BN-ReLU; blocks: the
+builder's block; head: 1x1 conv-BN-ReLU, whole-map average pool, flatten, dense), on an input of
+the layer's shape.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from search_space.spec import Layer, ModelSpec
+
+
+def layer_model(layer: Layer, spec: ModelSpec, seed: int = 0):
+    import keras
+    from keras import layers as kl
+
+    from search_space.builder import _block, _Ops, _Scope  # the builder's per-layer code, reused as is
+
+    ops = _Ops(spec, seed)
+    inputs = keras.Input((layer.in_size, layer.in_size, layer.in_ch), batch_size=1, name="x")
+    if layer.kind == "stem":
+        x = ops.bn(ops.conv(inputs, "stem.conv2d", layer.out_ch, layer.kernel, layer.stride),
+                   "stem.tpu_batch_normalization")
+    elif layer.kind == "head":
+        x = ops.bn(ops.conv(inputs, "head.conv2d", layer.expanded_ch, 1), "head.tpu_batch_normalization")
+        x = kl.AveragePooling2D(pool_size=layer.in_size, name="head.pool")(x)
+        x = kl.Flatten(name="head.flatten")(x)
+        x = kl.Dense(layer.out_ch, name="head.dense")(x)
+    else:
+        x = _block(ops, inputs, layer, _Scope("blocks_0"), training_drop_connect=False)
+    return keras.Model(inputs, x)
+
+
+def signature_keys(count: int) -> list[str]:
+    """The converter names a lone function's signature `serving_default`, several after their graphs."""
+    return ["serving_default"] if count == 1 else [f"l{i}" for i in range(count)]
+
+
+def layers_to_tflite(layers: Sequence[Layer], spec: ModelSpec, quantize: bool = True, seed: int = 0) -> bytes:
+    """One .tflite with signature `signature_keys(n)[i]` (input `x`) for `layers[i]`; int8 calibrated on
+    random inputs."""
+    import contextlib
+    import io
+
+    import keras
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    models = [layer_model(layer, spec, seed) for layer in layers]
+    keys = signature_keys(len(models))
+    functions = []
+    for key, model in zip(keys, models):
+        signature = [tf.TensorSpec(model.inputs[0].shape, tf.float32, name="x")]
+        frozen = convert_variables_to_constants_v2(_signature(model, key, signature).get_concrete_function())
+        frozen.graph.name = key  # the converter names each signature after its function's graph
+        functions.append(frozen)
+    holder = tf.Module()
+    holder.models = models  # the converter needs the functions' owner to take one signature per function
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(functions, holder)
+    if quantize:
+        def representative():
+            rng = np.random.default_rng(seed)
+            for key, model in zip(keys, models):
+                for _ in range(2):
+                    yield key, {"x": rng.standard_normal(tuple(model.inputs[0].shape)).astype(np.float32)}
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return converter.convert()
+    finally:
+        keras.backend.clear_session()
+
+
+def _signature(model, name: str, input_signature):
+    import tensorflow as tf
+
+    def call(x):
+        return {"y": model(x, training=False)}
+
+    call.__name__ = name
+    return tf.function(call, input_signature=input_signature)
+
+
+def signature_invokes(content: bytes, count: int, threads: int = 1, delegates: list | None = None) -> list:
+    """No-argument callables running each layer's signature of a layers file on random inputs."""
+    from latency.measure import random_inputs
+    from search_space.tflite import load_interpreter
+
+    interp = load_interpreter(content, num_threads=threads, delegates=delegates)
+    invokes = []
+    for i, key in enumerate(signature_keys(count)):
+        runner = interp.get_signature_runner(key)
+        (x,) = random_inputs([runner.get_input_details()["x"]], seed=i)
+        invokes.append(lambda runner=runner, x=x: runner(x=x))
+    return invokes
