@@ -1,0 +1,120 @@
+"""`nas latency` through the CLI: results, and every user mistake as one line with exit status 2."""
+
+import dataclasses
+
+import pytest
+import yaml
+
+from latency.edgetpu_model import spec_work
+from latency.lookup_table import LookupTable
+from latency.tflite_ops import tflite_work
+from nas.cli import main
+from search_space import REGISTRY
+
+TINY = {"search_space": {
+    "skeleton": {"name": "tiny", "blocks": ["r1_k3_s11_e4_i16_o16_c1_noskip", "r2_k3_s22_e4_i16_o24"],
+                 "stem_filters": 16, "head_filters": 64, "num_classes": 10, "resolution": 32},
+    "choices": {"kernel": [3, 5], "expand_ratio": [4], "filter_multiplier": [1.0], "repeats_delta": [0],
+                "skip": [True, False]}}}
+
+
+def one_line_error(capsys, *needles):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nas: error:"), err
+    for needle in needles:
+        assert needle in err[0], err[0]
+    return err[0]
+
+
+@pytest.fixture
+def sim_table(tmp_path):
+    """A table built on the `sim` source: the same code path as CPU tables, without TensorFlow."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    lut = tmp_path / "lut.csv"
+    assert main(["latency", "build-lut", "--config", str(config), "--source", "sim", "-o", str(lut)]) == 0
+    return config, lut
+
+
+def test_predict_sim_prints_ms(capsys):
+    assert main(["latency", "predict", "efficientnet-edgetpu-S"]) == 0
+    assert "ms (sim)" in capsys.readouterr().out
+
+
+def test_unknown_source(capsys):
+    assert main(["latency", "predict", "efficientnet-edgetpu-S", "--source", "gpu"]) == 2
+    one_line_error(capsys, "unknown latency source 'gpu'", "sim")
+
+
+def test_unreadable_and_corrupt_tflite(tmp_path, capsys):
+    assert main(["latency", "predict", str(tmp_path / "none.tflite")]) == 2
+    one_line_error(capsys, "none.tflite")
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\x00" * 64)
+    assert main(["latency", "predict", str(bad)]) == 2
+    one_line_error(capsys, "bad.tflite", "not a TFLite model")
+    assert main(["latency", "measure", str(bad)]) == 2
+    one_line_error(capsys, "bad.tflite")
+
+
+def test_absent_edgetpu_compiler_or_runtime(capsys):
+    assert main(["latency", "measure", "efficientnet-edgetpu-S", "--source", "edgetpu"]) == 2
+    line = one_line_error(capsys)
+    assert ("edgetpu_compiler" in line and "edgetpu-compiler" in line) or "libedgetpu1-std" in line
+
+
+def test_table_for_another_space(sim_table, tmp_path, capsys):
+    config, lut = sim_table
+    other = dict(TINY["search_space"], choices=dict(TINY["search_space"]["choices"], kernel=[3]))
+    other_config = tmp_path / "other.yaml"
+    other_config.write_text(yaml.safe_dump({"search_space": other}))
+    assert main(["latency", "calibrate", "--config", str(other_config), "--lut", str(lut)]) == 2
+    one_line_error(capsys, "another search space")
+    assert main(["latency", "build-lut", "--config", str(other_config), "--source", "sim", "-o", str(lut)]) == 2
+    one_line_error(capsys, "another search space")
+    assert main(["latency", "build-lut", "--config", str(config), "--source", "tflite-cpu", "-o", str(lut)]) == 2
+    one_line_error(capsys, "source sim")
+
+
+def test_missing_entry_names_the_layer(sim_table, capsys):
+    _, lut = sim_table
+    assert main(["latency", "predict", "efficientnet-edgetpu-S", "--source", f"lut:{lut}"]) == 2
+    one_line_error(capsys, "no entry for layer", "stem 224x224x3")
+
+
+def test_corrupt_table(sim_table, capsys):
+    _, lut = sim_table
+    lut.write_text(lut.read_text().replace("# format", "# formatx"))
+    assert main(["latency", "predict", "efficientnet-edgetpu-S", "--source", f"lut:{lut}"]) == 2
+    one_line_error(capsys, "not a latency lookup table")
+
+
+def test_sim_table_calibrates_to_the_sim_itself(sim_table, capsys):
+    config, lut = sim_table
+    assert main(["latency", "calibrate", "--config", str(config), "--lut", str(lut), "--count", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "held-out" in out
+    assert LookupTable.load(lut).correction is not None
+
+
+def test_bad_config(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("search_space: {choices: {kernel: [4]}}\n")
+    assert main(["latency", "build-lut", "--config", str(config), "--source", "sim", "-o", str(tmp_path / "x.csv")]) == 2
+    one_line_error(capsys, "kernel")
+
+
+def test_tflite_reader_agrees_with_spec_layers(tmp_path, capsys):
+    """The cost model reads the same work from a spec's layers() and from its int8 .tflite file."""
+    from latency.measure import spec_to_tflite
+
+    spec = dataclasses.replace(REGISTRY["efficientnet-edgetpu-S"], resolution=32, num_classes=10)
+    path = tmp_path / "s32.tflite"
+    path.write_bytes(spec_to_tflite(spec))
+    from_file, from_spec = tflite_work(path), spec_work(spec)
+    assert from_file.macs == from_spec.macs and from_file.ops == from_spec.ops
+    assert from_file.param_bytes == pytest.approx(from_spec.param_bytes, rel=0.01)
+    assert main(["latency", "predict", str(path)]) == 0
+    assert "ms (sim)" in capsys.readouterr().out
+    assert main(["latency", "measure", str(path), "--repeats", "3", "--warmup", "1"]) == 0
+    assert "min / median / max of 3" in capsys.readouterr().out
