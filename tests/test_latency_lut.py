@@ -83,6 +83,7 @@ def test_lut_prediction_does_not_import_tensorflow(built):
     assert out.returncode == 0, out.stderr
 
 
+@pytest.mark.slow  # four whole-model conversions; the sim-table calibration in test_latency_cli is fast
 def test_calibrate_fits_saves_and_reports(built, tmp_path, capsys):
     config, lut, space = built
     copy = tmp_path / "lut.csv"
