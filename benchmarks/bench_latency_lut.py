@@ -1,10 +1,10 @@
 """Calibrated CPU lookup table vs measured whole-model int8 TFLite latency, EdgeTPU space at 224x224.
 
 Runs `nas latency build-lut` (every layer shape of the space, int8 LiteRT on this CPU) and
-`nas latency calibrate` (random architectures measured end to end, half to fit, half held out), both
+`nas latency calibrate` (random architectures measured end to end: 18 to fit, 30 held out), both
 resumable, into benchmarks/out/, then writes benchmarks/results/bench_latency_lut.md.
 
-Usage: .venv/bin/python benchmarks/bench_latency_lut.py [--count 64] [--config experiments/edgetpu.yaml]
+Usage: .venv/bin/python benchmarks/bench_latency_lut.py [--count 48] [--train-fraction 0.375] [--config experiments/edgetpu.yaml]
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else None)
-    parser.add_argument("--count", type=int, default=64)
+    parser.add_argument("--count", type=int, default=48, help="architectures measured end to end")
+    parser.add_argument("--train-fraction", type=float, default=0.375, help="share used to fit (rest held out)")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     config = args.config
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     lut = OUT / "lut_tflite_cpu_224.csv"
     if nas(["latency", "build-lut", "--config", config, "--source", "tflite-cpu", "-o", str(lut)]):
         return 1
-    if nas(["latency", "calibrate", "--config", config, "--lut", str(lut), "--count", str(args.count)]):
+    if nas(["latency", "calibrate", "--config", config, "--lut", str(lut), "--count", str(args.count),
+               "--train-fraction", str(args.train_fraction)]):
         return 1
     with open(lut.with_suffix(".calibration.csv")) as f:
         rows = list(csv.DictReader(f))
