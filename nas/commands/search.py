@@ -1,0 +1,140 @@
+"""`nas search`: run (or resume, or preview) an MNAS-style architecture search from a YAML config."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+from pathlib import Path
+
+from search_space.counting import model_cost
+from search_space.errors import UserError
+from search_space.space import DECISIONS
+
+from nas.config import SearchConfig, load_config, make_latency
+from nas.report import format_rows
+
+DEFAULT_RUNS_DIR = "runs"
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _option_text(decision: str, value) -> str:
+    if decision == "skip":
+        return "identity" if value else "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return f"{value:+d}" if isinstance(value, int) and value < 0 else str(value)
+
+
+def describe(config: SearchConfig, samples: int) -> str:
+    """The space stage by stage, its size, the objective, and a few samples with their costs."""
+    space = config.space
+    latency_model, target_ms = make_latency(config)
+    free = sum(n > 1 for n in space.cardinalities)
+    lines = [f"search space over '{space.skeleton.name}': {len(space.stages)} stages, "
+             f"{len(space.cardinalities)} decisions ({free} with a choice), {space.size:,d} architectures "
+             f"(about 10^{len(str(space.size)) - 1})", ""]
+    stage_rows = []
+    for i, (base, stage) in enumerate(zip(space.skeleton.blocks, space.stages)):
+        row = {"stage": i, "skeleton block": str(base)}
+        for d in DECISIONS:
+            row[d] = " | ".join(_option_text(d, v) for v in stage.options(d))
+        stage_rows.append(row)
+    lines.append(format_rows(stage_rows, "table").rstrip())
+    target = f"{target_ms:.3f} ms" + (f" ({config.latency.target_model})" if config.latency.target_model else "")
+    resolution = config.proxy.resolution or space.skeleton.resolution
+    options = ", ".join(f"{k} {v}" for k, v in dataclasses.asdict(config.controller_options).items())
+    lines += ["", f"latency: {latency_model.name}, target {target}",
+              f"reward: {config.reward.describe(target_ms)}",
+              f"controller: {config.controller}" + (f" ({options})" if options else ""),
+              f"budget: {config.run.trials} trials, seed {config.run.seed}; proxy: {resolution} px, width "
+              f"x{config.proxy.width:g}, {config.proxy.epochs} epoch(s), data '{config.data.source}'", "",
+              f"{samples} random samples (seed {config.run.seed}):"]
+    rng = random.Random(config.run.seed)
+    rows = []
+    for i in range(samples):
+        decisions = space.sample(rng)
+        spec = space.to_spec(decisions)
+        cost = model_cost(spec)
+        rows.append({"#": i + 1, "params": cost.params, "MACs (M)": round(cost.macs / 1e6, 1),
+                     "latency (ms)": round(latency_model.predict_ms(spec), 3), "blocks": " ".join(spec.block_strings)})
+    lines.append(format_rows(rows, "table").rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _config(args: argparse.Namespace) -> tuple[SearchConfig, Path]:
+    from nas.search import load_run_config
+
+    if args.config is None:
+        if not (args.resume and args.run_dir):
+            raise UserError("give --config FILE (or --run-dir DIR --resume to continue a run with its own config)")
+        run_dir = Path(args.run_dir)
+        if not (run_dir / "config.yaml").is_file():
+            raise UserError(f"nothing to resume in '{run_dir}' (no config.yaml)")
+        config = load_run_config(run_dir)
+    else:
+        config = load_config(args.config)
+    run = config.run
+    if args.name is not None:
+        run = dataclasses.replace(run, name=args.name)
+    if args.trials is not None:
+        run = dataclasses.replace(run, trials=args.trials)
+    if args.seed is not None:
+        run = dataclasses.replace(run, seed=args.seed)
+    config = dataclasses.replace(config, run=run)
+    run_dir = Path(args.run_dir) if args.run_dir else Path(args.runs_dir) / config.run.name
+    return config, run_dir
+
+
+def _run(args: argparse.Namespace) -> int:
+    config, run_dir = _config(args)
+    if args.dry_run:
+        print(describe(config, args.samples), end="")
+        return 0
+    from nas.search import Search
+
+    Search(config, run_dir, say=_say).run(resume=args.resume)
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "search", help="search an architecture: controller, proxy training, latency-aware reward",
+        description="Run an MNAS-style search from a YAML config into runs/<name>/ (resolved config, journal, "
+                    "trials.csv, best.yaml, top/, pareto.png, summary.md). Ctrl-C is safe: continue with --resume.")
+    parser.add_argument("--config", metavar="FILE", help="search config (e.g. experiments/edgetpu.yaml)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in the run directory: nothing finished is run again")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the space, its size, the objective and a few samples; train nothing")
+    parser.add_argument("--samples", type=_positive_int, default=5, help="samples shown by --dry-run (default 5)")
+    parser.add_argument("--name", help="run name (default: run.name, else the config file's name)")
+    parser.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR, metavar="DIR",
+                        help=f"where run directories go (default: {DEFAULT_RUNS_DIR})")
+    parser.add_argument("--run-dir", metavar="DIR", help="the run directory itself (default: RUNS_DIR/NAME)")
+    parser.add_argument("--trials", type=_positive_int, help="override run.trials (may grow on --resume)")
+    parser.add_argument("--seed", type=_seed, help="override run.seed")
+    parser.set_defaults(run=_run)

@@ -1,0 +1,116 @@
+"""The one interface every controller speaks: `ask` / `tell` / `state` / `load_state`.
+
+A controller sees the search space only as its cardinalities (how many options each decision has)
+and proposes flat vectors of option indices; the runner turns them into specs, evaluates them and
+tells the reward back. It is pure numpy, deterministic for a seed, and its whole state (weights,
+optimiser moments, random generator, pending samples) is a JSON-serialisable dict, so a run resumes
+exactly where it stopped. Decisions with a single option are always 0 and never sampled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    pass
+
+
+class Controller:
+    name: ClassVar[str] = ""
+    Options: ClassVar[type] = NoOptions
+
+    def __init__(self, cardinalities: Sequence[int], options: Any = None, seed: int = 0):
+        self.cardinalities = [int(c) for c in cardinalities]
+        if not self.cardinalities or min(self.cardinalities) < 1:
+            raise ValueError(f"cardinalities must be positive, got {self.cardinalities}")
+        self.options = self.Options() if options is None else options
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(self.seed)
+        self.free = [i for i, n in enumerate(self.cardinalities) if n > 1]  # decisions worth sampling
+        self.asked = 0
+        self.told = 0
+
+    # The interface -----------------------------------------------------------------------------
+
+    def ask(self) -> list[int]:
+        self.asked += 1
+        return [int(d) for d in self._ask()]
+
+    def tell(self, decisions: Sequence[int], reward: float) -> None:
+        decisions = [int(d) for d in decisions]
+        if len(decisions) != len(self.cardinalities):
+            raise ValueError(f"expected {len(self.cardinalities)} decisions, got {len(decisions)}")
+        if not np.isfinite(reward):
+            raise ValueError(f"reward must be finite, got {reward}")
+        self.told += 1
+        self._tell(decisions, float(reward))
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "controller": self.name,
+            "options": dataclasses.asdict(self.options),
+            "cardinalities": list(self.cardinalities),
+            "seed": self.seed,
+            "asked": self.asked,
+            "told": self.told,
+            "rng": self.rng.bit_generator.state,
+            **self._state(),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state.get("controller") != self.name or state.get("cardinalities") != self.cardinalities:
+            raise ValueError(f"state of controller '{state.get('controller')}' over {state.get('cardinalities')} "
+                             f"does not fit '{self.name}' over {self.cardinalities}")
+        if state.get("options") != dataclasses.asdict(self.options):
+            raise ValueError(f"state was saved with options {state.get('options')}, "
+                             f"this controller has {dataclasses.asdict(self.options)}")
+        self.seed, self.asked, self.told = state["seed"], state["asked"], state["told"]
+        self.rng.bit_generator.state = state["rng"]
+        self._load_state(state)
+
+    # What each controller implements -------------------------------------------------------------
+
+    def _ask(self) -> list[int]:
+        raise NotImplementedError
+
+    def _tell(self, decisions: list[int], reward: float) -> None:
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    # Shared helpers ------------------------------------------------------------------------------
+
+    def random_decisions(self) -> list[int]:
+        out = [0] * len(self.cardinalities)
+        for i in self.free:
+            out[i] = int(self.rng.integers(self.cardinalities[i]))
+        return out
+
+
+def sample_categorical(rng: np.random.Generator, probs: np.ndarray) -> int:
+    """One draw from `probs` by inverse CDF (a single uniform per draw keeps streams reproducible)."""
+    cdf = np.cumsum(probs)
+    return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(probs) - 1))
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def arrays_to_lists(arrays: dict[str, np.ndarray]) -> dict[str, list]:
+    return {k: v.tolist() for k, v in arrays.items()}
+
+
+def lists_to_arrays(lists: dict[str, list]) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v, dtype=np.float64) for k, v in lists.items()}

@@ -1,0 +1,15 @@
+"""Random search: every decision uniformly at random; the baseline every controller must beat."""
+
+from __future__ import annotations
+
+from nas.controllers.base import Controller
+
+
+class RandomController(Controller):
+    name = "random"
+
+    def _ask(self) -> list[int]:
+        return self.random_decisions()
+
+    def _tell(self, decisions: list[int], reward: float) -> None:
+        pass  # random search learns nothing

@@ -1,0 +1,162 @@
+"""The proxy task: train a (shrunk) candidate briefly and return its validation top-1 accuracy.
+
+MNAS trains each sampled model for 5 epochs on a proxy of ImageNet; here the proxy is whatever
+the config says (`proxy:` resolution, width multiplier, epochs) on whatever data source it names.
+The candidate is built by the project's one Keras builder from a copy of its spec with the proxy's
+resolution, `width * proxy.width` and the data's class count; latency is *not* measured here: the
+search predicts it for the full-size spec.
+
+Training is a plain loop (one traced step function, SGD with Nesterov momentum, cosine-decayed
+learning rate) rather than `model.fit`: on a 2-core CPU, tracing Keras's fit/evaluate functions
+and optimizer costs several times more than the few epochs of actual training. Drop-connect is off
+(a few epochs are too short for stochastic depth to pay off). Before validation the batch-norm
+statistics are recomputed on a fixed batch of training images: after a few dozen steps the moving
+averages (momentum 0.99) still mostly hold their initial values, and evaluating with them would
+measure the statistics' lag rather than the architecture.
+
+Seeds: `keras.utils.set_random_seed(seed)` and the builder's initialiser seed make a trial
+repeatable; with `deterministic` TensorFlow's ops are made deterministic too. Memory stays flat
+across trials: every trial's graph, model and session are released before the next one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from nas.data_sources import Dataset
+from nas.datasets import normalize
+from nas.schema import setting
+from search_space.spec import ModelSpec
+
+CALIBRATION_IMAGES = 256
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """`proxy:` in a search config."""
+
+    resolution: int | None = setting(32, min=8)  # null: the skeleton's own resolution
+    width: float = setting(0.25, above=0.0)  # multiplies the candidate's width
+    epochs: int = setting(2, min=1)
+    batch_size: int = setting(64, min=1)
+    learning_rate: float = setting(0.1, above=0.0)
+    momentum: float = setting(0.9, min=0.0, max=0.999)
+    deterministic: bool = True
+
+
+@dataclass(frozen=True)
+class ProxyResult:
+    accuracy: float  # validation top-1 in [0, 1]
+    train_loss: float  # mean loss over the last epoch
+    seconds: float
+
+
+class TrialFailed(Exception):
+    """The candidate could not be trained (NaN loss, ...): recorded, and the search goes on."""
+
+
+def shrink(spec: ModelSpec, config: ProxyConfig, num_classes: int, include_background: bool) -> ModelSpec:
+    """The spec the proxy trains: proxy resolution and width, the data's classes."""
+    return dataclasses.replace(
+        spec, resolution=config.resolution or spec.resolution, width=spec.width * config.width,
+        num_classes=num_classes, include_background=include_background and num_classes >= 2,
+    )
+
+
+class ProxyTask:
+    def __init__(self, config: ProxyConfig, data: Dataset):
+        self.config = config
+        self.data = data
+        self._normalised: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _inputs(self, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
+        key = (spec.mean, spec.std)  # every candidate of a space shares these: normalise once
+        if key not in self._normalised:
+            self._normalised[key] = (normalize(self.data.train_images, spec.mean, spec.std),
+                                     normalize(self.data.val_images, spec.mean, spec.std))
+        return self._normalised[key]
+
+    def evaluate(self, spec: ModelSpec, seed: int) -> ProxyResult:
+        import keras
+
+        start = time.perf_counter()
+        small = shrink(spec, self.config, self.data.num_classes, self.data.include_background)
+        try:
+            loss, accuracy = self._train_and_validate(small, seed)
+        finally:
+            keras.backend.clear_session()  # releases the trial's layers and graphs (and runs gc)
+        return ProxyResult(accuracy, loss, time.perf_counter() - start)
+
+    def _train_and_validate(self, spec: ModelSpec, seed: int) -> tuple[float, float]:
+        import keras
+        import tensorflow as tf
+
+        from search_space.builder import build_model
+
+        c = self.config
+        keras.utils.set_random_seed(seed)
+        if c.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        x_train, x_val = self._inputs(spec)
+        y_train, y_val = self.data.train_labels, self.data.val_labels
+        batch = min(c.batch_size, len(y_train))
+        steps_per_epoch = len(y_train) // batch  # full batches only: one traced shape
+        total = steps_per_epoch * c.epochs
+
+        model = build_model(spec, seed=seed, drop_connect=False)
+        variables = model.trainable_variables
+        velocity = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+
+        # autograph off: the step has no Python control flow on tensors, and conversion costs seconds.
+        @tf.function(autograph=False)
+        def step(images, labels, learning_rate):
+            with tf.GradientTape() as tape:
+                logits = model(images, training=True)
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+            grads = tape.gradient(loss, variables)
+            for var, vel, grad in zip(variables, velocity, grads):
+                tf.raw_ops.ResourceApplyKerasMomentum(var=var.value.handle, accum=vel.handle, lr=learning_rate,
+                                                      grad=grad, momentum=c.momentum, use_nesterov=True)
+            return loss
+
+        rng = np.random.default_rng(seed)
+        losses: list[float] = []
+        for epoch in range(c.epochs):
+            order = rng.permutation(len(y_train))
+            losses = []
+            for s in range(steps_per_epoch):
+                done = epoch * steps_per_epoch + s
+                learning_rate = 0.5 * c.learning_rate * (1.0 + math.cos(math.pi * done / total))
+                idx = order[s * batch:(s + 1) * batch]
+                loss = float(step(tf.constant(x_train[idx]), tf.constant(y_train[idx]),
+                                  tf.constant(learning_rate, tf.float32)))
+                if not math.isfinite(loss):
+                    raise TrialFailed(f"training loss became {loss} at step {done + 1} of {total}")
+                losses.append(loss)
+
+        self._recalibrate_batch_norm(model, x_train, rng)
+        correct = 0
+        for i in range(0, len(y_val), 256):
+            logits = model(tf.constant(x_val[i:i + 256]), training=False)
+            correct += int(np.sum(np.argmax(logits.numpy(), axis=-1) == y_val[i:i + 256]))
+        return float(np.mean(losses)), correct / len(y_val)
+
+    @staticmethod
+    def _recalibrate_batch_norm(model, x_train: np.ndarray, rng: np.random.Generator) -> None:
+        """Moving statistics := statistics of one fixed batch of training images (momentum 0)."""
+        import keras
+        import tensorflow as tf
+
+        norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+        momenta = [layer.momentum for layer in norms]
+        for layer in norms:
+            layer.momentum = 0.0
+        pick = rng.choice(len(x_train), min(CALIBRATION_IMAGES, len(x_train)), replace=False)
+        model(tf.constant(x_train[np.sort(pick)]), training=True)
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum

@@ -1,0 +1,138 @@
+"""What a run leaves for people: trials.csv, the top-k specs as YAML (best.yaml is the best), the
+Pareto plot and a markdown summary, all rebuilt from the journal's trials at any time.
+
+`best.yaml` is a plain ModelSpec file (`nas scale` picks the newest `runs/*/best.yaml` up by
+default); the trial's proxy accuracy, latency and reward ride along as YAML comments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from search_space.spec import ModelSpec
+
+from nas.config import SearchConfig
+from nas.files import write_text
+from nas.journal import Trial
+from nas.report import format_rows
+
+LEARNING_GROUPS = 5  # without a controller batch, the summary compares the run's consecutive fifths
+
+
+def trial_rows(trials: list[Trial]) -> list[dict]:
+    rows = []
+    for t in trials:
+        spec = ModelSpec.from_dict(t.spec)
+        rows.append({
+            "trial": t.trial + 1,
+            "status": t.status,
+            "accuracy": _round(t.accuracy, 4),
+            "latency_ms": _round(t.latency_ms, 3),
+            "reward": _round(t.reward, 4),
+            "params": t.params,
+            "MACs (M)": round(t.macs / 1e6, 2),
+            "wall_s": t.wall_s,
+            "blocks": " ".join(spec.block_strings),
+            "decisions": "".join(map(str, t.decisions)),
+            "error": t.error or "",
+        })
+    return rows
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def ranked(trials: list[Trial], k: int) -> list[Trial]:
+    """The k best distinct architectures by reward (a re-sampled architecture counts once)."""
+    seen, out = set(), []
+    for t in sorted((t for t in trials if t.ok), key=lambda t: (-t.reward, t.trial)):
+        key = tuple(t.decisions)
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out[:k]
+
+
+def spec_yaml(trial: Trial, run: str, rank: int) -> str:
+    header = (f"# run '{run}', rank {rank}: trial {trial.trial + 1}, reward {trial.reward:.4f}, "
+              f"proxy accuracy {trial.accuracy:.4f}, predicted latency {trial.latency_ms:.3f} ms, "
+              f"{trial.params:,d} params, {trial.macs / 1e6:,.1f} M MACs\n")
+    return header + ModelSpec.from_dict(trial.spec).to_yaml()
+
+
+def learning_curve(trials: list[Trial], batch: int = 1) -> list[tuple[int, int, float]]:
+    """(first trial, last trial, mean reward) of consecutive groups; failed trials count as 0.
+
+    Groups are the controller's update batches when it has them (the policy is fixed within one),
+    else fifths of the run.
+    """
+    n = len(trials)
+    if batch > 1 and n >= 2 * batch:
+        bounds = [(start, min(start + batch, n)) for start in range(0, n, batch)]
+    else:
+        groups = min(LEARNING_GROUPS, n)
+        bounds = [(g * n // groups, (g + 1) * n // groups) for g in range(groups)]
+    out = []
+    for start, stop in bounds:
+        rewards = [t.reward if t.ok else 0.0 for t in trials[start:stop]]
+        out.append((trials[start].trial + 1, trials[stop - 1].trial + 1, sum(rewards) / len(rewards)))
+    return out
+
+
+def summary_text(config: SearchConfig, trials: list[Trial], target_ms: float, top: list[Trial]) -> str:
+    failed = sum(not t.ok for t in trials)
+    lines = [f"# Search '{config.run.name}'", "",
+             f"{len(trials)} of {config.run.trials} trials finished ({failed} failed); controller "
+             f"`{config.controller}`, seed {config.run.seed}; latency `{config.latency.source}`, target "
+             f"{target_ms:.3f} ms{f' ({config.latency.target_model})' if config.latency.target_model else ''}; "
+             f"reward `{config.reward.kind}`; proxy {config.proxy.resolution or config.space.skeleton.resolution} px, "
+             f"width x{config.proxy.width:g}, {config.proxy.epochs} epoch(s) on `{config.data.source}` data.", ""]
+    if top:
+        best = top[0]
+        spec = ModelSpec.from_dict(best.spec)
+        lines += [f"Best: trial {best.trial + 1}, reward {best.reward:.4f}, proxy accuracy {best.accuracy:.4f}, "
+                  f"latency {best.latency_ms:.3f} ms, {best.params:,d} params, {best.macs / 1e6:,.1f} M MACs "
+                  f"(`best.yaml`):", "", "```", *spec.block_strings, "```", "", "Top architectures:", "",
+                  _markdown([{"rank": i + 1, "trial": t.trial + 1, "reward": round(t.reward, 4),
+                              "accuracy": round(t.accuracy, 4), "latency (ms)": round(t.latency_ms, 3),
+                              "params": t.params, "MACs (M)": round(t.macs / 1e6, 1)} for i, t in enumerate(top)]),
+                  ""]
+    else:
+        lines += ["No trial finished successfully, so there is no best.yaml.", ""]
+    if trials:
+        lines += ["Mean reward over the run (failed trials count 0): the controller learns if it rises.", "",
+                  _markdown([{"trials": f"{a}-{b}", "mean reward": round(r, 4)}
+                             for a, b, r in learning_curve(trials, getattr(config.controller_options, "batch_size", 1))]),
+                  ""]
+    lines += ["Files: `config.yaml` (resolved), `journal.jsonl`, `trials.csv`, `best.yaml`, `top/<rank>.yaml`, "
+              "`pareto.png`, `controller.json`."]
+    return "\n".join(lines) + "\n"
+
+
+def _markdown(rows: list[dict]) -> str:
+    columns = list(rows[0])
+    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        out.append("| " + " | ".join(f"{v:,d}" if isinstance(v, int) else str(v) for v in row.values()) + " |")
+    return "\n".join(out)
+
+
+def write_results(root: Path, config: SearchConfig, trials: list[Trial], target_ms: float, plots: bool = True) -> str:
+    """Write every output from `trials`; returns the summary (markdown)."""
+    root = Path(root)
+    if trials:
+        write_text(root / "trials.csv", format_rows(trial_rows(trials), "csv"))
+    top = ranked(trials, config.run.top_k)
+    for rank, trial in enumerate(top, 1):
+        write_text(root / "top" / f"{rank}.yaml", spec_yaml(trial, config.run.name, rank))
+    if top:
+        write_text(root / "best.yaml", spec_yaml(top[0], config.run.name, 1))
+    summary = summary_text(config, trials, target_ms, top)
+    if plots:
+        from nas.plots import pareto_plot
+
+        pareto_plot(root / "pareto.png", trials, target_ms, title=f"search '{config.run.name}'",
+                    latency_name=config.latency.source)
+        write_text(root / "summary.md", summary)
+    return summary
