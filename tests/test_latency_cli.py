@@ -118,3 +118,16 @@ def test_tflite_reader_agrees_with_spec_layers(tmp_path, capsys):
     assert "ms (sim)" in capsys.readouterr().out
     assert main(["latency", "measure", str(path), "--repeats", "3", "--warmup", "1"]) == 0
     assert "min / median / max of 3" in capsys.readouterr().out
+
+
+def test_refine_keeps_the_faster_pass(sim_table, capsys):
+    config, lut = sim_table
+    table = LookupTable.load(lut)
+    (slow_key, slow), (fast_key, fast) = list(table.entries.items())[:2]
+    table.entries[slow_key] = dict(slow, ms=slow["ms"] * 3)  # as if measured under load
+    table.entries[fast_key] = dict(fast, ms=fast["ms"] / 3)
+    table.save()
+    assert main(["latency", "build-lut", "--config", str(config), "--source", "sim", "-o", str(lut), "--refine"]) == 0
+    refined = LookupTable.load(lut)
+    assert refined.entries[slow_key]["ms"] == pytest.approx(slow["ms"], rel=1e-5)
+    assert refined.entries[fast_key]["ms"] == pytest.approx(fast["ms"] / 3, rel=1e-5)

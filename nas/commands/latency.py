@@ -117,7 +117,7 @@ def _build_lut(args: argparse.Namespace) -> int:
     space = _load_space(args.config)
     resolution = args.resolution or space.skeleton.resolution
     profiler = make_profiler(args.source, args.threads, args.warmup, args.repeats)
-    table = build_table(space, resolution, profiler, args.output, progress=_say)
+    table = build_table(space, resolution, profiler, args.output, progress=_say, refine=args.refine)
     print(f"wrote {args.output}: {len(table.entries)} layer shapes, {args.source} "
           f"({table.header['device']}, {table.header['quantization']})")
     return 0
@@ -139,7 +139,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     source = args.source or table.header["source"]
     profiler = make_profiler(source, args.threads, args.warmup, args.repeats)
     records_path = Path(args.measurements or Path(args.lut).with_suffix(".calibration.csv"))
-    rows = measure_architectures(space, resolution, args.count, args.seed, profiler, records_path, _say)
+    rows = measure_architectures(space, resolution, args.count, args.seed, profiler, records_path, _say,
+                                 refine=args.refine)
     sized = dataclasses.replace(space, skeleton=dataclasses.replace(space.skeleton, resolution=resolution))
     specs = [sized.to_spec([int(x) for x in r["decisions"].split("-")]) for r in rows]
     features = np.array([spec_features(s, table.entry_ms) for s in specs])
@@ -195,6 +196,8 @@ def register(commands) -> None:
     build.add_argument("-o", "--output", required=True, help="table file (CSV); an existing one is resumed")
     build.add_argument("--resolution", type=int, help="input resolution (default: the skeleton's)")
     timing_options(build)
+    build.add_argument("--refine", action="store_true",
+                       help="profile every layer again, keep the faster pass (for a table built under load)")
     build.set_defaults(run=_build_lut)
 
     calibrate = actions.add_parser("calibrate", help="fit a table's correction to whole-model measurements")
@@ -207,4 +210,6 @@ def register(commands) -> None:
     calibrate.add_argument("--resolution", type=int, help="input resolution (default: the table's)")
     calibrate.add_argument("--measurements", help="CSV of measurements, resumed (default: <lut>.calibration.csv)")
     timing_options(calibrate)
+    calibrate.add_argument("--refine", action="store_true",
+                           help="measure every architecture again, keep the faster pass, then refit")
     calibrate.set_defaults(run=_calibrate)
