@@ -13,8 +13,8 @@ oracle / tuner split): anything with `ask` / `tell` / `state` / `load_state` and
 `evaluate(spec, seed)` will do. A trial that fails (an exception, a NaN loss) is journaled as
 failed with its error, the controller is told `FAILED_REWARD`, and the search goes on.
 
-Resume: the controller is rebuilt from its last snapshot (`controller.json`, written every
-`SNAPSHOT_EVERY` trials) and the journal's later trials are replayed into it (ask, check that it
+Resume: the controller is rebuilt from its last snapshot (`controller.json`, written right after
+a tell every `SNAPSHOT_EVERY` trials and at the end) and the journal's later trials are replayed into it (ask, check that it
 proposes what the journal holds, tell the journaled reward), so it ends exactly where it was and
 no finished trial is run again.
 """
@@ -205,12 +205,14 @@ class Search:
                     save_snapshot(self.paths.controller, controller, len(trials))
                 write_results(self.paths.root, config, trials, self.target_ms, plots=False)
                 self._progress(trial, trials, total, timings)
+            save_snapshot(self.paths.controller, controller, len(trials))
         except KeyboardInterrupt:
             self.say(f"interrupted after {len(trials)} of {total} trials; everything finished is saved. "
                      f"Continue with: nas search --run-dir {self.paths.root} --resume")
             raise
         finally:
-            save_snapshot(self.paths.controller, controller, len(trials))
+            # No snapshot here: an interruption may fall between an ask and its tell, and a snapshot
+            # must hold only told trials. Resume replays the journal past the last periodic one.
             summary = write_results(self.paths.root, config, trials, self.target_ms, plots=True)
         self.say("")
         self.say(summary)
