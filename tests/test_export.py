@@ -175,9 +175,10 @@ def test_released_models_export_to_full_int8_and_float(tmp_path, capsys, name):
 
     params = trainable_params(build_model(REGISTRY[name], drop_connect=False))
     int8_bytes, float_bytes = (tmp_path / "q.tflite").stat().st_size, (tmp_path / "f.tflite").stat().st_size
-    # One byte per weight (int32 biases and the file's bookkeeping add a few percent), four for float.
+    # About one byte per weight, four for float (BN gamma/beta fold away; int32 biases and the
+    # file's bookkeeping add a little).
     assert 1.0 <= int8_bytes / params < 1.15, int8_bytes / params
-    assert 4.0 <= float_bytes / params < 4.15, float_bytes / params
+    assert 3.9 <= float_bytes / params < 4.1, float_bytes / params
 
 
 @pytest.mark.slow
