@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=str(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else None)
     parser.add_argument("--count", type=int, default=48, help="architectures measured end to end")
     parser.add_argument("--train-fraction", type=float, default=0.375, help="share used to fit (rest held out)")
+    parser.add_argument("--refine", choices=("none", "table", "both"), default="none",
+                        help="run again, keeping the faster pass: the table's layers, or also the architectures")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     config = args.config
@@ -40,10 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         config = str(OUT / "edgetpu_space.yaml")
         Path(config).write_text("search_space:\n  skeleton: efficientnet-edgetpu-S\n")
     lut = OUT / "lut_tflite_cpu_224.csv"
-    if nas(["latency", "build-lut", "--config", config, "--source", "tflite-cpu", "-o", str(lut)]):
+    if nas(["latency", "build-lut", "--config", config, "--source", "tflite-cpu", "-o", str(lut)]
+           + (["--refine"] if args.refine != "none" else [])):
         return 1
     if nas(["latency", "calibrate", "--config", config, "--lut", str(lut), "--count", str(args.count),
-               "--train-fraction", str(args.train_fraction)]):
+               "--train-fraction", str(args.train_fraction)] + (["--refine"] if args.refine == "both" else [])):
         return 1
     with open(lut.with_suffix(".calibration.csv")) as f:
         rows = list(csv.DictReader(f))
@@ -57,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Config: `{Path(config).relative_to(ROOT) if Path(config).is_relative_to(ROOT) else config}`; "
         f"table `benchmarks/out/{lut.name}`, measurements and predictions per architecture in "
         f"`benchmarks/out/{lut.with_suffix('.calibration.csv').name}`. Produced by `benchmarks/bench_latency_lut.py`.",
+        "",
+        f"Passes: {'one' if args.refine == 'none' else 'two, the faster kept per ' + ('layer' if args.refine == 'table' else 'layer and per architecture')} "
+        "(`--refine`).",
         "",
         "| split | predictor | models | MAPE | within ±10% | Spearman |",
         "|---|---|---|---|---|---|",
