@@ -120,10 +120,12 @@ def save_checkpoint(model, spec: ModelSpec, directory: str | os.PathLike) -> Pat
 
 def _prefix(path: Path) -> str:
     """The checkpoint prefix for a directory, a prefix, or one of its `.index` / `.data-*` files."""
-    import tensorflow as tf
-
     if path.is_dir():
-        state = tf.train.latest_checkpoint(str(path)) if (path / "checkpoint").is_file() else None
+        state = None
+        if (path / "checkpoint").is_file():
+            import tensorflow as tf
+
+            state = tf.train.latest_checkpoint(str(path))
         if state and Path(state + ".index").is_file():
             return state
         indexes = sorted(path.glob("*.index"), key=lambda p: p.stat().st_mtime)
@@ -144,10 +146,11 @@ def _prefix(path: Path) -> str:
 
 def open_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Find and read a checkpoint's variable list (and `spec.yaml`, when beside it)."""
+    path = Path(path)
+    prefix = _prefix(path)  # path mistakes fail before TensorFlow loads
+
     import tensorflow as tf
 
-    path = Path(path)
-    prefix = _prefix(path)
     try:
         shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError) as exc:
@@ -220,8 +223,6 @@ def load_model(
     checkpoint is scoped by. Without `checkpoint`, the weights are freshly initialised with `seed`.
     `fused_stride_on` overrides the fused blocks' stride placement ("project" for released checkpoints).
     """
-    from search_space.builder import build_model
-
     ckpt = open_checkpoint(checkpoint) if checkpoint is not None else None
     if spec is None:
         if ckpt is None:
@@ -235,6 +236,8 @@ def load_model(
     if fused_stride_on is None:
         fused_stride_on = "project" if ckpt is not None and ckpt.released else spec.fused_stride_on
     spec = dataclasses.replace(spec, fused_stride_on=fused_stride_on)
+    from search_space.builder import build_model  # TensorFlow loads here, after the cheap checks
+
     model = build_model(spec, seed=seed, drop_connect=False, batch_size=batch_size)
     ema = restore(model, ckpt, use_ema) if ckpt is not None else False
     return Loaded(model=model, spec=spec, checkpoint=ckpt, ema=ema, seed=seed)

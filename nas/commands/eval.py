@@ -43,14 +43,14 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError("--image needs --labels-map FILE (class index -> label)")
     labels = evaluate.read_labels_map(args.labels_map) if args.labels_map else None
     offset = 1 if args.include_background_label else 0
+    # Read every image first: a bad one fails before any output (and before a model loads).
+    pixels = [load_image(path) for path in args.image or ()]
     classifier = _classifier(args)
     if labels is not None:
         evaluate.check_labels(labels, classifier.num_outputs, offset, args.labels_map)
 
     if args.image:
-        # Decode every image first: a bad one fails before any output.
-        images = [classifier.prepare(load_image(path)) for path in args.image]
-        probs = classifier.predict(np.stack(images))
+        probs = classifier.predict(np.stack([classifier.prepare(image) for image in pixels]))
         for path, row in zip(args.image, probs):
             print("\n".join(evaluate.format_top5(path, row, labels, offset)))
         return 0

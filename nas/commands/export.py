@@ -48,15 +48,15 @@ def chosen_spec(args: argparse.Namespace):
     return get_spec(name) if name else None
 
 
-def load_from_args(args: argparse.Namespace) -> Loaded:
-    return load_model(args.ckpt, chosen_spec(args), fused_stride_on=args.fused_stride_on,
+def load_from_args(args: argparse.Namespace, spec=None) -> Loaded:
+    return load_model(args.ckpt, spec or chosen_spec(args), fused_stride_on=args.fused_stride_on,
                       use_ema=args.ema, seed=getattr(args, "seed", 0))
 
 
 def _run(args: argparse.Namespace) -> int:
     from nas import export
-    from search_space.builder import trainable_params
 
+    spec = chosen_spec(args)  # a bad name or spec file fails before TensorFlow loads
     if not args.output_tflite and not args.output_saved_model_dir:
         raise UserError("nothing to write: give --output-tflite FILE and/or --output-saved-model-dir DIR")
     if args.edgetpu:
@@ -71,7 +71,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.output_saved_model_dir:
         export.check_writable(args.output_saved_model_dir, directory=True)
 
-    loaded = load_from_args(args)
+    from search_space.builder import trainable_params
+
+    loaded = load_from_args(args, spec)
     spec, model = loaded.spec, loaded.model
     params = trainable_params(model)
     print(f"{spec.name}: {spec.resolution}x{spec.resolution} input, {spec.num_classes} classes, "
