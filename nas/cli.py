@@ -6,10 +6,13 @@ Mistakes a user can make surface as `UserError`: one line on stderr, exit status
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import pkgutil
+import re
 import sys
+import threading
 
 from search_space.errors import UserError
 
@@ -17,6 +20,43 @@ import nas.commands
 
 # Quiet TensorFlow's C++ start-up chatter before any command imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# What TensorFlow's native libraries print on import whatever TF_CPP_MIN_LOG_LEVEL says (absl has not
+# been initialised yet, and the CUDA probe logs at info level): noise above a user's one-line error.
+NATIVE_NOISE = re.compile(
+    rb"^(WARNING: All log messages before absl::InitializeLog\(\)|[IW]\d{4} [\d:. ]+\d+ "
+    rb"(cudart_stub|cuda_executor|cuda_dnn|cuda_fft|cuda_blas|cpu_feature_guard|port)\.cc:\d+\])"
+)
+
+
+@contextlib.contextmanager
+def native_stderr_filtered():
+    """Route file descriptor 2 through a filter that drops `NATIVE_NOISE` lines, keeping the rest."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr is not a real file (tests capture it)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, fd)
+    os.close(write_end)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:
+                if not NATIVE_NOISE.match(line):
+                    os.write(saved, line)
+
+    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, fd)  # drops the pipe's last writer here, so the pump sees end of file
+        thread.join(timeout=2.0)  # a child process still holding the pipe must not hang the exit
+        os.close(saved)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -42,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        with native_stderr_filtered():
+            return int(args.run(args) or 0)
     except UserError as exc:
         print(f"nas: error: {exc}", file=sys.stderr)
         return 2

@@ -57,19 +57,6 @@ def check_writable(path: str | os.PathLike, directory: bool = False) -> Path:
     return path
 
 
-def write_bytes(path: str | os.PathLike, content: bytes) -> Path:
-    """Atomically (temp file + rename), so an interrupted export never leaves half a model."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(content)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise UserError(f"cannot write '{path}': {exc.strerror or exc}") from None
-    return path
-
-
 def calibration_images(
     spec: ModelSpec, data_dir: str | os.PathLike | None = None, count: int = 2000,
     progress: Progress | None = None, seed: int = 0,

@@ -6,7 +6,7 @@ from nas.cli import main
 def run_cli(capsys, *argv):
     """(exit status, stdout, stderr) of `nas argv...`; argparse exits are caught too."""
     try:
-        code = main(list(argv))
+        code = main([str(a) for a in argv])
     except SystemExit as exc:
         code = exc.code
     out = capsys.readouterr()

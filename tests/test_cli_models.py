@@ -100,3 +100,10 @@ def test_models_table_shows_predicted_edge_tpu_latency_ordered_s_m_l(capsys):
     assert_one_line_error(code, err, "unknown latency source 'nosuch'")
     _, out, _ = run_cli(capsys, "models", "--latency", "none", "--format", "csv")
     assert "latency" not in out.splitlines()[0]
+
+
+def test_tensorflow_import_noise_is_filtered_from_the_cli_stderr_but_other_lines_kept():
+    code = ("import sys\nfrom nas.cli import native_stderr_filtered\nwith native_stderr_filtered():\n"
+            "    import tensorflow\n    print('a real message', file=sys.stderr)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr == "a real message\n"

@@ -9,6 +9,7 @@ from search_space import UserError, get_spec
 from search_space.spec import FUSED_STRIDE_PLACES
 
 from nas.checkpoints import Loaded, load_model
+from nas.files import write_bytes
 
 
 def positive_int(text: str) -> int:
@@ -91,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
                                                     progress=lambda line: print(line, file=stdout, flush=True))
             print(f"calibrating on {calibration.source}")
         content = export.to_tflite(model, args.quantize, calibration)
-        path = export.write_bytes(args.output_tflite, content)
+        path = write_bytes(args.output_tflite, content)
         kind = ("full-int8 (uint8 input and output, builtin int8 ops)" if args.quantize else "float32")
         print(f"wrote {path}: {kind}, {len(content):,d} bytes ({len(content) / params:.2f} bytes per parameter)")
         print(f"  ops: {', '.join(sorted(set(op_names(content))))}")
