@@ -7,8 +7,7 @@ every subgraph (checked: signatures run 2-3x faster with the default delegates t
 The signature call's own overhead (input copy, output dict) is small and constant per layer; the
 calibration's per-layer term absorbs it.
 
-Each layer model is the builder's own code for that layer (stem: conv-BN-ReLU; blocks: the
-builder's block; head: 1x1 conv-BN-ReLU, whole-map average pool, flatten, dense), on an input of
+Each layer model is the builder's own code for that layer (`build_layer_model`), on an input of
 the layer's shape.
 """
 
@@ -19,27 +18,6 @@ from typing import Sequence
 import numpy as np
 
 from search_space.spec import Layer, ModelSpec
-
-
-def layer_model(layer: Layer, spec: ModelSpec, seed: int = 0):
-    import keras
-    from keras import layers as kl
-
-    from search_space.builder import _block, _Ops, _Scope  # the builder's per-layer code, reused as is
-
-    ops = _Ops(spec, seed)
-    inputs = keras.Input((layer.in_size, layer.in_size, layer.in_ch), batch_size=1, name="x")
-    if layer.kind == "stem":
-        x = ops.bn(ops.conv(inputs, "stem.conv2d", layer.out_ch, layer.kernel, layer.stride),
-                   "stem.tpu_batch_normalization")
-    elif layer.kind == "head":
-        x = ops.bn(ops.conv(inputs, "head.conv2d", layer.expanded_ch, 1), "head.tpu_batch_normalization")
-        x = kl.AveragePooling2D(pool_size=layer.in_size, name="head.pool")(x)
-        x = kl.Flatten(name="head.flatten")(x)
-        x = kl.Dense(layer.out_ch, name="head.dense")(x)
-    else:
-        x = _block(ops, inputs, layer, _Scope("blocks_0"), training_drop_connect=False)
-    return keras.Model(inputs, x)
 
 
 def signature_keys(count: int) -> list[str]:
@@ -57,7 +35,9 @@ def layers_to_tflite(layers: Sequence[Layer], spec: ModelSpec, quantize: bool = 
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    models = [layer_model(layer, spec, seed) for layer in layers]
+    from search_space.builder import build_layer_model
+
+    models = [build_layer_model(layer, spec, seed) for layer in layers]
     keys = signature_keys(len(models))
     functions = []
     for key, model in zip(keys, models):

@@ -97,28 +97,49 @@ def _block(ops: _Ops, x, layer: Layer, scope: _Scope, training_drop_connect: boo
     return x
 
 
+def _stem(ops: _Ops, x, layer: Layer):
+    return ops.bn(ops.conv(x, "stem.conv2d", layer.out_ch, layer.kernel, layer.stride), "stem.tpu_batch_normalization")
+
+
+def _head(ops: _Ops, x, layer: Layer):
+    x = ops.bn(ops.conv(x, "head.conv2d", layer.expanded_ch, 1), "head.tpu_batch_normalization")
+    # Whole-map average pooling, not a MEAN reduction: the reference's Edge TPU-friendly choice.
+    x = kl.AveragePooling2D(pool_size=layer.in_size, name="head.pool")(x)
+    x = kl.Flatten(name="head.flatten")(x)
+    if ops.spec.dropout > 0:
+        x = kl.Dropout(ops.spec.dropout, name="head.dropout")(x)
+    return kl.Dense(layer.out_ch, kernel_initializer=ops._init(DENSE_INIT), name="head.dense")(x)
+
+
+def _apply(ops: _Ops, x, layer: Layer, block_index: int, drop_connect: bool):
+    if layer.kind == "stem":
+        return _stem(ops, x, layer)
+    if layer.kind == "head":
+        return _head(ops, x, layer)
+    return _block(ops, x, layer, _Scope(f"blocks_{block_index}"), drop_connect)
+
+
 def build_model(
     spec: ModelSpec, seed: int | None = None, drop_connect: bool = True, batch_size: int | None = None
 ) -> keras.Model:
     """The Keras model of `spec`: inputs are normalised images `(x - mean) / std`, outputs logits."""
     ops = _Ops(spec, seed)
-    layers = spec.layers()
     # A fixed batch size (1 for TFLite) lets the converter fold the flatten into a static RESHAPE.
     inputs = keras.Input((spec.resolution, spec.resolution, 3), batch_size=batch_size, name="images")
-    stem = layers[0]
-    x = ops.conv(inputs, "stem.conv2d", stem.out_ch, stem.kernel, stem.stride)
-    x = ops.bn(x, "stem.tpu_batch_normalization")
-    for i, layer in enumerate(layers[1:-1]):
-        x = _block(ops, x, layer, _Scope(f"blocks_{i}"), drop_connect)
-    head = layers[-1]
-    x = ops.bn(ops.conv(x, "head.conv2d", head.expanded_ch, 1), "head.tpu_batch_normalization")
-    # Whole-map average pooling, not a MEAN reduction: the reference's Edge TPU-friendly choice.
-    x = kl.AveragePooling2D(pool_size=head.in_size, name="head.pool")(x)
-    x = kl.Flatten(name="head.flatten")(x)
-    if spec.dropout > 0:
-        x = kl.Dropout(spec.dropout, name="head.dropout")(x)
-    outputs = kl.Dense(spec.num_classes, kernel_initializer=ops._init(DENSE_INIT), name="head.dense")(x)
-    return keras.Model(inputs, outputs, name=spec.name)
+    x = inputs
+    for i, layer in enumerate(spec.layers()):
+        x = _apply(ops, x, layer, i - 1, drop_connect)
+    return keras.Model(inputs, x, name=spec.name)
+
+
+def build_layer_model(layer: Layer, spec: ModelSpec, seed: int | None = None) -> keras.Model:
+    """One concrete layer alone, batch 1, on an input of its shape: what a latency table profiles.
+
+    It is built by the same code as the whole model, so a table entry times exactly that layer.
+    """
+    ops = _Ops(spec, seed)
+    inputs = keras.Input((layer.in_size, layer.in_size, layer.in_ch), batch_size=1, name="x")
+    return keras.Model(inputs, _apply(ops, inputs, layer, 0, drop_connect=False))
 
 
 def trainable_params(model: keras.Model) -> int:
