@@ -25,6 +25,7 @@ def pareto_plot(path: Path, trials: list[Trial], target_ms: float, title: str, l
 
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     ok = [t for t in trials if t.ok]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
@@ -41,6 +42,9 @@ def pareto_plot(path: Path, trials: list[Trial], target_ms: float, title: str, l
                        edgecolor="crimson", lw=1.5, label=f"best reward (trial {best.trial + 1})", zorder=4)
         ax.axvline(target_ms, color="crimson", ls="--", lw=1, label=f"target {target_ms:.3g} ms")
         ax.set_xscale("log")
+        plain = FuncFormatter(lambda value, _: f"{value:g}")  # 5, 10, 20 rather than 5x10^0
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
         ax.set_xlabel(f"predicted latency, ms ({latency_name}, log scale)")
         ax.set_ylabel("proxy validation accuracy")
         failed = len(trials) - len(ok)

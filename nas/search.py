@@ -37,6 +37,7 @@ from nas.config import SearchConfig, config_from_dict, make_latency
 from nas.controllers import Controller, make_controller
 from nas.files import write_text
 from nas.journal import FAILED, OK, Journal, Trial
+from nas.proxy import TrialFailed
 from nas.reward import make_reward
 
 FAILED_REWARD = 0.0  # what a controller hears for a failed trial: no better than a model that learns nothing
@@ -237,7 +238,7 @@ class Search:
             raise  # the user's input is wrong (data, files): stop, finished work stays saved
         except Exception as exc:  # this candidate failed; the search goes on
             error = _one_line(exc)
-            if not _expected_failure(exc):
+            if not isinstance(exc, TrialFailed):  # an unexpected error: keep where it came from
                 extra["traceback"] = traceback.format_exc(limit=-3)
         return Trial(index, list(decisions), spec.to_dict(), OK if error is None else FAILED,
                      accuracy if error is None else None, latency, reward if error is None else None,
@@ -254,12 +255,6 @@ class Search:
             body = f"FAILED ({trial.error[:80]})"
         best_text = f"best {best.reward:.4f} (#{best.trial + 1})" if best else "best -"
         self.say(f"{head}  {body}  {best_text}  {trial.wall_s:.1f} s  ETA {_duration(eta)}")
-
-
-def _expected_failure(exc: BaseException) -> bool:
-    from nas.proxy import TrialFailed
-
-    return isinstance(exc, TrialFailed)
 
 
 def _one_line(exc: BaseException) -> str:
