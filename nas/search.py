@@ -86,15 +86,14 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
     return None if a == b else f"{path} ({a!r} in the run, {b!r} now)"
 
 
-def prepare_run_dir(config: SearchConfig, root: Path, resume: bool) -> RunPaths:
-    """Check the run directory fits the request, and write the resolved config for a new run."""
+def check_run_dir(config: SearchConfig, root: Path, resume: bool) -> RunPaths:
+    """Check the run directory fits the request (a new run: empty; a resumed one: the same config)."""
     paths = RunPaths(root)
     exists = paths.journal.exists() or paths.config.exists()
     if not resume:
         if exists:
             raise UserError(f"run directory '{root}' already holds a run; continue it with --resume, "
                             f"or start another with --name")
-        write_text(paths.config, config.to_yaml())
         return paths
     if not paths.config.exists():
         raise UserError(f"nothing to resume in '{root}' (no config.yaml); start the run without --resume")
@@ -105,7 +104,6 @@ def prepare_run_dir(config: SearchConfig, root: Path, resume: bool) -> RunPaths:
     if diff:
         raise UserError(f"--resume: the config differs from {paths.config} at {diff}; "
                         f"resume with the run's own config (omit --config) or start a new run with --name")
-    write_text(paths.config, config.to_yaml())  # records a changed trial budget
     return paths
 
 
@@ -183,16 +181,19 @@ class Search:
         from nas.search_results import write_results
 
         config = self.config
-        prepare_run_dir(config, self.paths.root, resume)
+        check_run_dir(config, self.paths.root, resume)
         journal = Journal(self.paths.journal)
-        journal.repair()
         trials = journal.read()
-        controller = restore_controller(config, trials, self.paths.controller, self.say)
         total = config.run.trials
-        if resume:
-            self.say(f"resuming '{config.run.name}' after {len(trials)} finished trial(s)")
         self.say(f"search '{config.run.name}': {total} trials, controller {config.controller}, "
                  f"latency {self.latency_model.name} (target {self.target_ms:.3g} ms), writing {self.paths.root}/")
+        if resume:
+            self.say(f"resuming '{config.run.name}' after {len(trials)} finished trial(s)")
+        if len(trials) < total:
+            self._evaluator()  # data problems surface now, before the run directory is written
+        journal.repair()
+        write_text(self.paths.config, config.to_yaml())  # the resolved config (a resumed run: its new budget)
+        controller = restore_controller(config, trials, self.paths.controller, self.say)
         timings: list[float] = []
         try:
             for index in range(len(trials), total):

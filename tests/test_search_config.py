@@ -117,3 +117,15 @@ def test_dry_run_shows_space_size_objective_and_samples_without_tensorflow():
         fields = line.split()
         assert float(fields[1].replace(",", "")) > 1e5 and float(fields[2].replace(",", "")) > 10
         assert float(fields[3]) > 0.5
+
+
+def test_unreadable_data_stops_the_run_before_its_directory_is_written(tmp_path, capsys):
+    images = tmp_path / "images" / "cat"
+    images.mkdir(parents=True)
+    (images / "0.jpg").write_bytes(b"not a jpeg")
+    config = write_config(tmp_path / "tiny.yaml",
+                          tiny_config(data={"source": "directory", "path": str(tmp_path / "images"),
+                                            "max_train": None, "max_val": None}))
+    code, _, err = run_cli(capsys, "search", "--config", str(config), "--runs-dir", str(tmp_path / "runs"))
+    assert_one_line_error(code, err, "data.path: cannot read image", "0.jpg")
+    assert not (tmp_path / "runs").exists()
