@@ -30,7 +30,7 @@ def test_a_torn_last_line_is_ignored_then_cut_off(tmp_path):
     journal.append(_trial(0))
     journal.append(_trial(1))
     whole = journal.path.read_bytes()
-    journal.path.write_bytes(whole + json.dumps({"trial": 2, "decis")[:30].encode())  # killed mid-write
+    journal.path.write_bytes(whole + json.dumps({"trial": 2, "decisions": [0] * 42})[:30].encode())  # killed mid-write
     assert [t.trial for t in journal.read()] == [0, 1]
     journal.repair()
     assert journal.path.read_bytes() == whole
