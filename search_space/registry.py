@@ -110,13 +110,21 @@ def get_spec(name_or_path: str | Path) -> ModelSpec:
         return REGISTRY[key]
     path = Path(key)
     if path.suffix.lower() in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise UserError(f"spec file '{path}' does not exist")
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read spec file '{path}': {exc}") from None
-        return ModelSpec.from_yaml(text, source=str(path))
+        return load_spec_file(path)
     lowered = {n.lower(): n for n in REGISTRY}
     hint = f"; did you mean '{lowered[key.lower()]}'?" if key.lower() in lowered else ""
     raise UserError(f"unknown model '{key}'{hint} (see 'nas models' for names, or give a spec .yaml file)")
+
+
+def load_spec_file(path: str | Path) -> ModelSpec:
+    """A `ModelSpec` from a YAML file; a missing, unreadable or invalid file is a `UserError`."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"spec file '{path}' does not exist")
+    if not path.is_file():
+        raise UserError(f"spec file '{path}' is not a file")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read spec file '{path}': {exc}") from None
+    return ModelSpec.from_yaml(text, source=str(path))

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from search_space import REGISTRY, ModelSpec, UserError, count_macs, get_spec, model_cost
+from search_space.registry import load_spec_file
 from scaling import (
     DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_GAMMA, DEFAULT_GRID, PRESETS, RESOLUTION_DIVISOR, apply_preset, grid,
     nominal_cost_factor, scale_phi, search_coefficients,
@@ -88,24 +89,12 @@ def latest_run_spec(runs_dir: Path) -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
-def _load_spec_file(path: Path) -> ModelSpec:
-    if not path.exists():
-        raise UserError(f"spec file '{path}' does not exist")
-    if not path.is_file():
-        raise UserError(f"spec file '{path}' is not a file")
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read spec file '{path}': {exc}") from None
-    return ModelSpec.from_yaml(text, source=str(path))
-
-
 def resolve_base(args: argparse.Namespace) -> tuple[ModelSpec, str]:
     """The base spec and a line saying where it came from."""
     if args.spec and args.model:
         raise UserError("give either --spec FILE or --model NAME, not both")
     if args.spec:
-        return _load_spec_file(Path(args.spec)), f"spec file {args.spec}"
+        return load_spec_file(Path(args.spec)), f"spec file {args.spec}"
     if args.model:
         return get_spec(args.model), "registry" if args.model in REGISTRY else f"spec file {args.model}"
     runs_dir = Path(args.runs_dir or DEFAULT_RUNS_DIR)
@@ -113,7 +102,7 @@ def resolve_base(args: argparse.Namespace) -> tuple[ModelSpec, str]:
         raise UserError(f"runs directory '{runs_dir}' does not exist")
     best = latest_run_spec(runs_dir)
     if best is not None:
-        return _load_spec_file(best), f"latest search run, {best}"
+        return load_spec_file(best), f"latest search run, {best}"
     if args.runs_dir:
         raise UserError(f"no search run with a best.yaml under '{runs_dir}'")
     return REGISTRY[DEFAULT_BASE], f"default; no search run under {runs_dir}/"
