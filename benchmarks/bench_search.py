@@ -85,7 +85,7 @@ def main() -> None:
     body += [f"| {c} | {rss[c - 1]:.0f} |" for c in checkpoints]
     body += ["", f"Growth over the second half of the run: {slope:+.2f} MB per trial "
              f"(peak {max(rss):.0f} MB). Trial time: median {statistics.median(seconds):.1f} s, "
-             f"mean {statistics.mean(seconds):.1f} s, first {seconds[0]:.1f} s (includes TensorFlow warm-up); "
+             f"mean {statistics.mean(seconds):.1f} s, first {seconds[0]:.1f} s; "
              f"{total / 60:.1f} min in all. Proxy accuracy: median {statistics.median(accuracies):.3f}, "
              f"range {min(accuracies):.3f}-{max(accuracies):.3f}.", "",
              f"Run: `.venv/bin/python benchmarks/bench_search.py --trials {args.trials} --skeleton {args.skeleton}`. "

@@ -10,7 +10,7 @@ Training is a plain loop (one traced step function, Adam or SGD with Nesterov mo
 update op per variable, cosine-decayed learning rate) rather than `model.fit`: on a 2-core CPU,
 tracing Keras's fit/evaluate functions and optimizer costs several times more than the few epochs
 of actual training. Adam is the default: in two-epoch proxies it ranks architectures far more
-repeatably than SGD (the same architecture's accuracy moved by about 0.03 between seeds with Adam,
+repeatably than SGD (the same architecture's accuracy moved by at most 0.05 between seeds with Adam,
 by up to 0.2 with SGD, on the default search's proxy). Drop-connect is off
 (a few epochs are too short for stochastic depth to pay off). Before validation the batch-norm
 statistics are recomputed on a fixed batch of training images: after a few dozen steps the moving

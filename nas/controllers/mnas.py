@@ -31,7 +31,7 @@ from nas.schema import setting
 class MnasOptions:
     hidden_size: int = setting(100, min=1)  # NASNet's / MNAS's controller: one LSTM layer of 100 units
     embedding_size: int = setting(32, min=1)
-    learning_rate: float = setting(0.005, above=0.0)
+    learning_rate: float = setting(0.02, above=0.0)
     batch_size: int = setting(8, min=1)
     ppo_epochs: int = setting(4, min=1)
     clip: float = setting(0.2, above=0.0)
