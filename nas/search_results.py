@@ -7,6 +7,7 @@ default); the trial's proxy accuracy, latency and reward ride along as YAML comm
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from search_space.spec import ModelSpec
@@ -61,8 +62,8 @@ def spec_yaml(trial: Trial, run: str, rank: int) -> str:
     return header + ModelSpec.from_dict(trial.spec).to_yaml()
 
 
-def learning_curve(trials: list[Trial], batch: int = 1) -> list[tuple[int, int, float]]:
-    """(first trial, last trial, mean reward) of consecutive groups; failed trials count as 0.
+def learning_curve(trials: list[Trial], batch: int = 1) -> list[dict]:
+    """Mean reward (failed trials count 0), mean accuracy and median latency of consecutive groups.
 
     Groups are the controller's update batches when it has them (the policy is fixed within one),
     else fifths of the run.
@@ -73,11 +74,15 @@ def learning_curve(trials: list[Trial], batch: int = 1) -> list[tuple[int, int, 
     else:
         groups = min(LEARNING_GROUPS, n)
         bounds = [(g * n // groups, (g + 1) * n // groups) for g in range(groups)]
-    out = []
+    rows = []
     for start, stop in bounds:
-        rewards = [t.reward if t.ok else 0.0 for t in trials[start:stop]]
-        out.append((trials[start].trial + 1, trials[stop - 1].trial + 1, sum(rewards) / len(rewards)))
-    return out
+        part = trials[start:stop]
+        ok = [t for t in part if t.ok]
+        rows.append({"trials": f"{part[0].trial + 1}-{part[-1].trial + 1}",
+                     "mean reward": round(statistics.mean(t.reward if t.ok else 0.0 for t in part), 4),
+                     "mean accuracy": round(statistics.mean(t.accuracy for t in ok), 4) if ok else None,
+                     "median latency (ms)": round(statistics.median(t.latency_ms for t in ok), 2) if ok else None})
+    return rows
 
 
 def summary_text(config: SearchConfig, trials: list[Trial], target_ms: float, top: list[Trial]) -> str:
@@ -101,10 +106,8 @@ def summary_text(config: SearchConfig, trials: list[Trial], target_ms: float, to
     else:
         lines += ["No trial finished successfully, so there is no best.yaml.", ""]
     if trials:
-        lines += ["Mean reward over the run (failed trials count 0): the controller learns if it rises.", "",
-                  _markdown([{"trials": f"{a}-{b}", "mean reward": round(r, 4)}
-                             for a, b, r in learning_curve(trials, getattr(config.controller_options, "batch_size", 1))]),
-                  ""]
+        lines += ["Through the run (a failed trial counts as reward 0): the controller learns if the mean reward rises.", "",
+                  _markdown(learning_curve(trials, getattr(config.controller_options, "batch_size", 1))), ""]
     lines += ["Files: `config.yaml` (resolved), `journal.jsonl`, `trials.csv`, `best.yaml`, `top/<rank>.yaml`, "
               "`pareto.png`, `controller.json`."]
     return "\n".join(lines) + "\n"
@@ -114,7 +117,8 @@ def _markdown(rows: list[dict]) -> str:
     columns = list(rows[0])
     out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        out.append("| " + " | ".join(f"{v:,d}" if isinstance(v, int) else str(v) for v in row.values()) + " |")
+        out.append("| " + " | ".join("" if v is None else f"{v:,d}" if isinstance(v, int) else str(v)
+                                     for v in row.values()) + " |")
     return "\n".join(out)
 
 

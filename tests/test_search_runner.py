@@ -137,7 +137,7 @@ def test_outputs_are_files_people_can_open(tmp_path):
     assert header.startswith("trial,status,accuracy,latency_ms,reward,params")
     summary = (run / "summary.md").read_text()
     assert summary in "\n".join(lines)  # printed at the end too
-    assert "Best: trial" in summary and "| trials | mean reward |" in summary and "| 1-3 |" in summary
+    assert "Best: trial" in summary and "| trials | mean reward | mean accuracy | median latency (ms) |" in summary and "| 1-3 |" in summary
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["search_space"]["skeleton"]["name"] == "tiny-skeleton" and config["controller"]["batch_size"] == 3
 
