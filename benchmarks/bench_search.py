@@ -15,7 +15,6 @@ trials quickly; the default keeps the config's skeleton (the EdgeTPU-S one: ~10 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import random
 import statistics
 import sys
