@@ -23,8 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # What TensorFlow's native libraries print on import whatever TF_CPP_MIN_LOG_LEVEL says (absl has not
 # been initialised yet, and the CUDA probe logs at info level): noise above a user's one-line error.
 NATIVE_NOISE = re.compile(
-    rb"^(WARNING: All log messages before absl::InitializeLog\(\)|[IW]\d{4} [\d:. ]+\d+ "
-    rb"(cudart_stub|cuda_executor|cuda_dnn|cuda_fft|cuda_blas|cpu_feature_guard|port)\.cc:\d+\])"
+    rb"^(WARNING: All log messages before absl::InitializeLog\(\)|[IWE]\d{4} [\d:. ]+\d+ "
+    rb"(cudart_stub|cuda_\w+|cpu_feature_guard|port)\.cc:\d+\])"
 )
 
 
