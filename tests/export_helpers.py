@@ -70,11 +70,3 @@ def save_png(path, pixels: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.asarray(pixels, np.uint8)).save(path)
     return path
-
-
-
-def nas(capsys, *args) -> tuple[int, str, str]:
-    """`tests.cli_helpers.run_cli` with paths allowed among the arguments."""
-    from tests.cli_helpers import run_cli
-
-    return run_cli(capsys, *map(str, args))

@@ -13,7 +13,8 @@ from nas.checkpoints import EMA, load_model, open_checkpoint, restore, save_chec
 from search_space import REGISTRY, UserError
 from search_space.builder import build_model, reference_weight_map
 from tests.cli_helpers import assert_one_line_error
-from tests.export_helpers import nas, released_layout, tiny_spec, write_tf1_checkpoint
+from tests.cli_helpers import run_cli as nas
+from tests.export_helpers import released_layout, tiny_spec, write_tf1_checkpoint
 
 REFERENCE_VARS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "checkpoint_vars"
 

@@ -13,7 +13,8 @@ from nas.evaluate import format_top5, labelled_directory, read_labels_map, softm
 from search_space import UserError
 from search_space.builder import build_model
 from tests.cli_helpers import assert_one_line_error
-from tests.export_helpers import nas, save_png, tiny_spec
+from tests.cli_helpers import run_cli as nas
+from tests.export_helpers import save_png, tiny_spec
 
 
 def fixed_output_checkpoint(directory, spec, bias):

@@ -15,7 +15,8 @@ from search_space import REGISTRY
 from search_space.builder import build_model, trainable_params
 from search_space.tflite import load_interpreter, op_names, run
 from tests.cli_helpers import assert_one_line_error
-from tests.export_helpers import nas, save_png, tiny_spec
+from tests.cli_helpers import run_cli as nas
+from tests.export_helpers import save_png, tiny_spec
 
 # Every op the reference's EdgeTPU models need, in their builtin int8 form (QUANTIZE: uint8 <-> int8 at the ends).
 INT8_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "AVERAGE_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX",
