@@ -100,24 +100,19 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _int_at_least(minimum: int):
+    """An argparse type: a whole number no smaller than `minimum`."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+    return parse
 
 
 def register(commands) -> None:
@@ -130,11 +125,11 @@ def register(commands) -> None:
                         help="continue the run in the run directory: nothing finished is run again")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the space, its size, the objective and a few samples; train nothing")
-    parser.add_argument("--samples", type=_positive_int, default=5, help="samples shown by --dry-run (default 5)")
+    parser.add_argument("--samples", type=_int_at_least(1), default=5, help="samples shown by --dry-run (default 5)")
     parser.add_argument("--name", help="run name (default: run.name, else the config file's name)")
     parser.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR, metavar="DIR",
                         help=f"where run directories go (default: {DEFAULT_RUNS_DIR})")
     parser.add_argument("--run-dir", metavar="DIR", help="the run directory itself (default: RUNS_DIR/NAME)")
-    parser.add_argument("--trials", type=_positive_int, help="override run.trials (may grow on --resume)")
-    parser.add_argument("--seed", type=_seed, help="override run.seed")
+    parser.add_argument("--trials", type=_int_at_least(1), help="override run.trials (may grow on --resume)")
+    parser.add_argument("--seed", type=_int_at_least(0), help="override run.seed")
     parser.set_defaults(run=_run)
