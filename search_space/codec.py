@@ -65,8 +65,8 @@ def decode_block(block_string: str) -> BlockSpec:
             raise BlockStringError(
                 f"block string '{block_string}': token '{key}{options[key]}' ({what}) is not supported; only {key}0"
             )
-    conv_type = int(options.get("c", "0")) if options.get("c", "0").isdigit() else -1
-    if conv_type not in _KINDS:
+    conv_type = options.get("c", "0")
+    if conv_type not in ("0", "1"):
         raise BlockStringError(f"block string '{block_string}': token 'c{options['c']}': conv type must be 0 or 1")
     se_ratio = 0.0
     if "se" in options:
@@ -80,7 +80,7 @@ def decode_block(block_string: str) -> BlockSpec:
     if values["k"] % 2 == 0:
         raise BlockStringError(f"block string '{block_string}': token 'k{values['k']}': kernel must be odd")
     return BlockSpec(
-        kind=_KINDS[conv_type],
+        kind=_KINDS[int(conv_type)],
         kernel=values["k"],
         stride=int(options["s"][0]),
         expand_ratio=values["e"],
