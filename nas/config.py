@@ -8,6 +8,7 @@ reward:     {kind: soft}                  # soft | hard | absolute, optional alp
 controller: {name: mnas, batch_size: 8}   # any option of the named controller
 proxy:      {resolution: 32, width: 0.25, epochs: 2}
 data:       {source: offline}
+execution:  {backend: local}              # or ray: see nas.execution
 ```
 
 Every mistake (unknown key, wrong type, value out of range, missing data path, unknown
@@ -27,11 +28,12 @@ from search_space.space import SearchSpace
 
 from nas.controllers import CONTROLLERS
 from nas.data_sources import DataConfig, check_data
+from nas.execution import ExecutionConfig, read_execution
 from nas.proxy import ProxyConfig
 from nas.reward import RewardConfig
 from nas.schema import ConfigError, read_section, section_dict, setting
 
-SECTIONS = ("run", "search_space", "latency", "reward", "controller", "proxy", "data")
+SECTIONS = ("run", "search_space", "latency", "reward", "controller", "proxy", "data", "execution")
 DEFAULT_TARGET_MODEL = "efficientnet-edgetpu-S"
 
 
@@ -64,6 +66,7 @@ class SearchConfig:
     controller_options: Any
     proxy: ProxyConfig
     data: DataConfig
+    execution: ExecutionConfig = ExecutionConfig()
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config: every default filled in, the skeleton written out in full."""
@@ -75,6 +78,7 @@ class SearchConfig:
             "controller": {"name": self.controller, **dataclasses.asdict(self.controller_options)},
             "proxy": section_dict(self.proxy),
             "data": section_dict(self.data),
+            "execution": self.execution.to_dict(),
         }
 
     def to_yaml(self) -> str:
@@ -104,7 +108,8 @@ def config_from_dict(data: Any, default_name: str = "search") -> SearchConfig:
     proxy = read_section(ProxyConfig, data.get("proxy"), "proxy")
     data_config = read_section(DataConfig, data.get("data"), "data")
     check_data(data_config)
-    config = SearchConfig(run, space, latency, reward, name, options, proxy, data_config)
+    execution = read_execution(data.get("execution"))
+    config = SearchConfig(run, space, latency, reward, name, options, proxy, data_config, execution)
     _latency_parts(config.latency)  # an unknown source or target model fails here, before any work
     return config
 

@@ -22,7 +22,7 @@ OK, FAILED = "ok", "failed"
 
 @dataclass(frozen=True)
 class Trial:
-    trial: int  # 0-based position in the run
+    trial: int  # 0-based: the order in which the controller proposed it
     decisions: list[int]
     spec: dict[str, Any]  # the full-size candidate, ModelSpec.to_dict()
     status: str  # "ok" or "failed"
@@ -45,7 +45,8 @@ class Journal:
         self.path = Path(path)
 
     def read(self) -> list[Trial]:
-        """Every complete record, in order; a torn last line (a crash mid-write) is ignored."""
+        """Every complete record in the order they finished; a torn last line (a crash mid-write) is
+        ignored. Locally that is trial order; with trials in flight (Ray) it need not be."""
         if not self.path.exists():
             return []
         trials = []
@@ -60,9 +61,11 @@ class Journal:
                     break
                 raise UserError(f"journal '{self.path}' line {number} is damaged ({exc}); "
                                 f"remove that line to resume") from None
-        for i, trial in enumerate(trials):
-            if trial.trial != i:
-                raise UserError(f"journal '{self.path}' line {i + 1} holds trial {trial.trial}, expected {i}")
+        seen: set[int] = set()
+        for line, trial in enumerate(trials, 1):
+            if trial.trial in seen:
+                raise UserError(f"journal '{self.path}' line {line} holds trial {trial.trial + 1} a second time")
+            seen.add(trial.trial)
         return trials
 
     def repair(self) -> None:

@@ -87,24 +87,25 @@ class ProxyTask:
                                      normalize(self.data.val_images, spec.mean, spec.std))
         return self._normalised[key]
 
-    def evaluate(self, spec: ModelSpec, seed: int) -> ProxyResult:
+    def evaluate(self, spec: ModelSpec, seed: int, epochs: int | None = None) -> ProxyResult:
+        """Train `spec` (shrunk) for the proxy's epochs, or `epochs` (a Hyperband rung), and validate."""
         import keras
 
         start = time.perf_counter()
-        small = shrink(spec, self.config, self.data.num_classes, self.data.include_background)
+        config = self.config if epochs is None else dataclasses.replace(self.config, epochs=epochs)
+        small = shrink(spec, config, self.data.num_classes, self.data.include_background)
         try:
-            loss, accuracy = self._train_and_validate(small, seed)
+            loss, accuracy = self._train_and_validate(small, seed, config)
         finally:
             keras.backend.clear_session()  # releases the trial's layers and graphs (and runs gc)
         return ProxyResult(accuracy, loss, time.perf_counter() - start)
 
-    def _train_and_validate(self, spec: ModelSpec, seed: int) -> tuple[float, float]:
+    def _train_and_validate(self, spec: ModelSpec, seed: int, c: ProxyConfig) -> tuple[float, float]:
         import keras
         import tensorflow as tf
 
         from search_space.builder import build_model
 
-        c = self.config
         keras.utils.set_random_seed(seed)
         if c.deterministic:
             tf.config.experimental.enable_op_determinism()

@@ -17,40 +17,30 @@ Resume: the controller is rebuilt from its last snapshot (`controller.json`, wri
 a tell every `SNAPSHOT_EVERY` trials and at the end) and the journal's later trials are replayed into it (ask, check that it
 proposes what the journal holds, tell the journaled reward), so it ends exactly where it was and
 no finished trial is run again.
+
+Backends (`execution.backend`): `local` runs that loop in this process; `ray` (`nas.ray_backend`)
+runs trials as Ray Tune trials on a cluster, several at once, with the controller as Tune's
+searcher in this process, writing the same journal and outputs (its journal lines are in the order
+trials finish; the trial numbers are the order they were proposed).
 """
 
 from __future__ import annotations
 
 import json
-import math
-import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
-from search_space.counting import model_cost
 from search_space.errors import UserError
-from search_space.spec import ModelSpec
 
-from nas.config import SearchConfig, config_from_dict, make_latency
+from nas.config import SearchConfig, config_from_dict
 from nas.controllers import Controller, make_controller
 from nas.files import write_text
-from nas.journal import FAILED, OK, Journal, Trial
-from nas.proxy import TrialFailed
-from nas.reward import make_reward
+from nas.journal import Journal, Trial
+from nas.trial_runner import Evaluator, TrialRunner
 
 FAILED_REWARD = 0.0  # what a controller hears for a failed trial: no better than a model that learns nothing
 SNAPSHOT_EVERY = 8
-
-
-class Evaluator(Protocol):
-    def evaluate(self, spec: ModelSpec, seed: int) -> Any: ...  # -> .accuracy, .train_loss, .seconds
-
-
-def trial_seed(run_seed: int, index: int) -> int:
-    """The proxy's seed for trial `index`: fixed by the run's seed, different for every trial."""
-    return run_seed * 100_003 + index
 
 
 @dataclass(frozen=True)
@@ -100,6 +90,8 @@ def check_run_dir(config: SearchConfig, root: Path, resume: bool) -> RunPaths:
     stored = load_run_config(root)
     ours, theirs = _normalised(config.to_dict()), _normalised(stored.to_dict())
     ours["run"].pop("trials"), theirs["run"].pop("trials")  # a resumed run may be given more trials
+    for side in (ours, theirs):  # ... and a restarted cluster may have a new address
+        side.get("execution", {}).pop("address", None)
     diff = _first_difference(theirs, ours)
     if diff:
         raise UserError(f"--resume: the config differs from {paths.config} at {diff}; "
@@ -159,23 +151,9 @@ class Search:
                  say: Callable[[str], None] = print):
         self.config = config
         self.paths = RunPaths(Path(run_dir))
-        self.evaluator = evaluator
         self.say = say
-        self.latency_model, self.target_ms = make_latency(config)
-        self.reward = make_reward(config.reward, self.target_ms)
-
-    def _evaluator(self) -> Evaluator:
-        if self.evaluator is None:
-            from nas.data_sources import load_dataset
-            from nas.proxy import ProxyTask
-
-            resolution = self.config.proxy.resolution or self.config.space.skeleton.resolution
-            self.say(f"loading the '{self.config.data.source}' data at {resolution}x{resolution} ...")
-            data = load_dataset(self.config.data, resolution)
-            self.say(f"  {len(data.train_labels)} training and {len(data.val_labels)} validation images, "
-                     f"{data.num_classes} classes")
-            self.evaluator = ProxyTask(self.config.proxy, data)
-        return self.evaluator
+        self.runner = TrialRunner(config, evaluator, say)
+        self.target_ms = self.runner.target_ms
 
     def run(self, resume: bool = False) -> list[Trial]:
         from nas.search_results import write_results
@@ -185,70 +163,62 @@ class Search:
         journal = Journal(self.paths.journal)
         trials = journal.read()
         total = config.run.trials
-        self.say(f"search '{config.run.name}': {total} trials, controller {config.controller}, "
-                 f"latency {self.latency_model.name} (target {self.target_ms:.3g} ms), writing {self.paths.root}/")
+        where = (f"on Ray ({config.execution.address})" if config.execution.ray else "locally")
+        self.say(f"search '{config.run.name}': {total} trials {where}, controller {config.controller}, latency "
+                 f"{self.runner.latency_model.name} (target {self.target_ms:.3g} ms), writing {self.paths.root}/")
         if resume:
             self.say(f"resuming '{config.run.name}' after {len(trials)} finished trial(s)")
-        if len(trials) < total:
-            self._evaluator()  # data problems surface now, before the run directory is written
+        if config.execution.ray:
+            from nas.ray_backend import RaySearch
+
+            backend = RaySearch(self, journal, trials, resume)  # connects: a bad cluster fails before any write
+        elif len(trials) < total:
+            check_sequential(trials, journal.path)
+            self.runner.load_evaluator()  # data problems surface now, before the run directory is written
         journal.repair()
         write_text(self.paths.config, config.to_yaml())  # the resolved config (a resumed run: its new budget)
-        controller = restore_controller(config, trials, self.paths.controller, self.say)
-        timings: list[float] = []
         try:
-            for index in range(len(trials), total):
-                decisions = controller.ask()
-                trial = self._run_trial(index, decisions)
-                journal.append(trial)
-                controller.tell(decisions, trial.reward if trial.ok else FAILED_REWARD)
-                trials.append(trial)
-                timings.append(trial.wall_s)
-                if (index + 1) % SNAPSHOT_EVERY == 0:
-                    save_snapshot(self.paths.controller, controller, len(trials))
-                write_results(self.paths.root, config, trials, self.target_ms, plots=False)
-                self._progress(trial, trials, total, timings)
-            save_snapshot(self.paths.controller, controller, len(trials))
+            if config.execution.ray:
+                backend.run()
+            else:
+                self._run_local(journal, trials)
         except KeyboardInterrupt:
             self.say(f"interrupted after {len(trials)} of {total} trials; everything finished is saved. "
                      f"Continue with: nas search --run-dir {self.paths.root} --resume")
             raise
         finally:
-            # No snapshot here: an interruption may fall between an ask and its tell, and a snapshot
-            # must hold only told trials. Resume replays the journal past the last periodic one.
             summary = write_results(self.paths.root, config, trials, self.target_ms, plots=True)
         self.say("")
         self.say(summary)
         return trials
 
-    def _run_trial(self, index: int, decisions: list[int]) -> Trial:
-        start = time.perf_counter()
-        spec = self.config.space.to_spec(decisions, name=f"{self.config.run.name}-trial{index:04d}")
-        cost = model_cost(spec)
-        accuracy = latency = reward = None
-        extra: dict[str, Any] = {}
-        error = None
-        try:
-            latency = float(self.latency_model.predict_ms(spec))
-            result = self._evaluator().evaluate(spec, trial_seed(self.config.run.seed, index))
-            accuracy = float(result.accuracy)
-            extra = {"train_loss": round(float(result.train_loss), 6), "proxy_s": round(float(result.seconds), 3)}
-            if not math.isfinite(accuracy):
-                raise ValueError(f"accuracy is {accuracy}")
-            reward = float(self.reward(accuracy, latency))
-        except UserError:
-            raise  # the user's input is wrong (data, files): stop, finished work stays saved
-        except Exception as exc:  # this candidate failed; the search goes on
-            error = _one_line(exc)
-            if not isinstance(exc, TrialFailed):  # an unexpected error: keep where it came from
-                extra["traceback"] = traceback.format_exc(limit=-3)
-        return Trial(index, list(decisions), spec.to_dict(), OK if error is None else FAILED,
-                     accuracy if error is None else None, latency, reward if error is None else None,
-                     cost.params, cost.macs, round(time.perf_counter() - start, 3), error, extra)
+    def _run_local(self, journal: Journal, trials: list[Trial]) -> None:
+        """One trial at a time in this process; `trials` grows as they finish."""
+        from nas.search_results import write_results
 
-    def _progress(self, trial: Trial, trials: list[Trial], total: int, timings: list[float]) -> None:
+        controller = restore_controller(self.config, trials, self.paths.controller, self.say)
+        timings: list[float] = []
+        for index in range(len(trials), self.config.run.trials):
+            decisions = controller.ask()
+            trial = self.runner.run(index, decisions, controller.budget())
+            journal.append(trial)
+            controller.tell(decisions, trial.reward if trial.ok else FAILED_REWARD)
+            trials.append(trial)
+            timings.append(trial.wall_s)
+            if (index + 1) % SNAPSHOT_EVERY == 0:
+                save_snapshot(self.paths.controller, controller, len(trials))
+            write_results(self.paths.root, self.config, trials, self.target_ms, plots=False)
+            self.progress(trial, trials, timings)
+        # No snapshot on an interruption: it may fall between an ask and its tell, and a snapshot
+        # must hold only told trials. Resume replays the journal past the last periodic one.
+        save_snapshot(self.paths.controller, controller, len(trials))
+
+    def progress(self, trial: Trial, trials: list[Trial], timings: list[float], concurrency: int = 1) -> None:
+        """One line per finished trial: its result, the best so far, the time left at this pace."""
+        total = self.config.run.trials
         done = [t for t in trials if t.ok]
         best = max(done, key=lambda t: t.reward, default=None)
-        eta = (total - len(trials)) * sum(timings) / len(timings)
+        eta = (total - len(trials)) * sum(timings) / len(timings) / concurrency
         head = f"trial {len(trials)}/{total}"
         if trial.ok:
             body = f"acc {trial.accuracy:.3f}  lat {trial.latency_ms:.2f} ms  reward {trial.reward:.4f}"
@@ -258,6 +228,9 @@ class Search:
         self.say(f"{head}  {body}  {best_text}  {trial.wall_s:.1f} s  ETA {_duration(eta)}")
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
+def check_sequential(trials: list[Trial], path: Path) -> None:
+    """The local backend continues at trial len(trials): the journal must hold 0 .. n-1 in order."""
+    for position, trial in enumerate(trials):
+        if trial.trial != position:
+            raise UserError(f"journal '{path}' holds trial {trial.trial + 1} at line {position + 1}: it was "
+                            f"written by the ray backend with trials in flight; resume it with that backend")

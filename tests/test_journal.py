@@ -60,12 +60,24 @@ def test_damage_before_the_end_is_a_user_error_naming_the_line(tmp_path):
         journal.read()
 
 
-def test_trials_out_of_order_are_rejected(tmp_path):
+def test_trials_finish_out_of_order_but_never_twice(tmp_path):
+    journal = Journal(tmp_path / "journal.jsonl")
+    for i in (0, 2, 1):  # trials in flight at once finish in any order
+        journal.append(_trial(i))
+    assert [t.trial for t in journal.read()] == [0, 2, 1]
+    journal.append(_trial(2))
+    with pytest.raises(UserError, match="line 4 holds trial 3 a second time"):
+        journal.read()
+
+
+def test_the_local_backend_refuses_a_journal_with_gaps(tmp_path):
+    from nas.search import check_sequential
+
     journal = Journal(tmp_path / "journal.jsonl")
     journal.append(_trial(0))
     journal.append(_trial(2))
-    with pytest.raises(UserError, match="holds trial 2, expected 1"):
-        journal.read()
+    with pytest.raises(UserError, match="holds trial 3 at line 2.*ray backend"):
+        check_sequential(journal.read(), journal.path)
 
 
 def test_unwritable_journal_is_a_user_error(tmp_path):

@@ -51,6 +51,23 @@ class Controller:
         self.told += 1
         self._tell(decisions, float(reward))
 
+    def can_ask(self) -> bool:
+        """Whether another proposal may be drawn before the outstanding ones are told.
+
+        Runners that keep several trials in flight (the Ray backend) ask this first; a
+        batch-synchronous controller says no once its batch is handed out, until every result of
+        the batch is back and the policy has been updated.
+        """
+        return True
+
+    def budget(self) -> float:
+        """The share of the proxy's epochs the latest proposal trains for, in (0, 1].
+
+        Successive-halving controllers (keras-tuner's Hyperband) give early rungs a fraction of
+        the training; every other controller gives each proposal the whole proxy.
+        """
+        return 1.0
+
     def state(self) -> dict[str, Any]:
         return {
             "controller": self.name,
@@ -95,6 +112,11 @@ class Controller:
         for i in self.free:
             out[i] = int(self.rng.integers(self.cardinalities[i]))
         return out
+
+
+def batch_open(asked: int, told: int, batch_size: int) -> bool:
+    """Batch-synchronous asking: the current batch (of `batch_size`) still has proposals to hand out."""
+    return asked < (told // batch_size + 1) * batch_size
 
 
 def sample_categorical(rng: np.random.Generator, probs: np.ndarray) -> int:

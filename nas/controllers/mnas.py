@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from nas.controllers.adam import Adam
-from nas.controllers.base import Controller, arrays_to_lists, lists_to_arrays, log_softmax
+from nas.controllers.base import Controller, batch_open, arrays_to_lists, lists_to_arrays, log_softmax
 from nas.controllers.lstm import LstmPolicy
 from nas.schema import setting
 
@@ -85,6 +85,9 @@ class MnasController(Controller):
         self.pending: list[tuple[list[int], float]] = []  # asked, not yet told: (steps, log p when sampled)
         self.batch: list[tuple[list[int], float, float]] = []  # told, awaiting the update: (steps, reward, log p)
         self.updates = 0
+
+    def can_ask(self) -> bool:
+        return batch_open(self.asked, self.told, self.options.batch_size)
 
     def _ask(self) -> list[int]:
         steps, logp = self.policy.sample(self.rng) if self.free else ([], 0.0)

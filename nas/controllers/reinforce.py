@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from nas.controllers.adam import Adam
-from nas.controllers.base import Controller, arrays_to_lists, lists_to_arrays, log_softmax, sample_categorical
+from nas.controllers.base import Controller, batch_open, arrays_to_lists, lists_to_arrays, log_softmax, sample_categorical
 from nas.schema import setting
 
 
@@ -38,6 +38,9 @@ class ReinforceController(Controller):
 
     def probabilities(self) -> dict[int, np.ndarray]:
         return {int(k): np.exp(log_softmax(v)) for k, v in self.logits.items()}
+
+    def can_ask(self) -> bool:
+        return batch_open(self.asked, self.told, self.options.batch_size)
 
     def _ask(self) -> list[int]:
         out = [0] * len(self.cardinalities)

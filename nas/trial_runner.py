@@ -1,0 +1,106 @@
+"""One trial, wherever it runs: decisions -> full-size spec -> latency, proxy accuracy, reward -> `Trial`.
+
+The local backend calls it in the search's own process; the Ray backend calls it inside a Ray Tune
+trial on any worker and ships the `Trial` back to the driver, which journals it. Both therefore
+record exactly the same thing for the same (index, decisions).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from typing import Any, Callable, Protocol
+
+from search_space.counting import model_cost
+from search_space.errors import UserError
+from search_space.spec import ModelSpec
+
+from nas.config import SearchConfig, make_latency
+from nas.journal import FAILED, OK, Trial
+from nas.proxy import TrialFailed
+from nas.reward import make_reward
+
+
+class Evaluator(Protocol):
+    # -> .accuracy, .train_loss, .seconds; `epochs` is passed only for a partial budget (Hyperband)
+    def evaluate(self, spec: ModelSpec, seed: int, epochs: int | None = None) -> Any: ...
+
+
+def trial_seed(run_seed: int, index: int) -> int:
+    """The proxy's seed for trial `index`: fixed by the run's seed, different for every trial."""
+    return run_seed * 100_003 + index
+
+
+def budget_epochs(budget: float, epochs: int) -> int | None:
+    """The proxy epochs for a controller's budget share; None for the whole proxy."""
+    return None if budget >= 1.0 else max(1, round(budget * epochs))
+
+
+class TrialRunner:
+    def __init__(self, config: SearchConfig, evaluator: Evaluator | None = None,
+                 say: Callable[[str], None] = print):
+        self.config = config
+        self.evaluator = evaluator
+        self.say = say
+        self.latency_model, self.target_ms = make_latency(config)
+        self.reward = make_reward(config.reward, self.target_ms)
+
+    def load_evaluator(self) -> Evaluator:
+        """The proxy task over the configured data (loaded once, on first use)."""
+        if self.evaluator is None:
+            from nas.data_sources import load_dataset
+            from nas.proxy import ProxyTask
+
+            resolution = self.config.proxy.resolution or self.config.space.skeleton.resolution
+            self.say(f"loading the '{self.config.data.source}' data at {resolution}x{resolution} ...")
+            data = load_dataset(self.config.data, resolution)
+            self.say(f"  {len(data.train_labels)} training and {len(data.val_labels)} validation images, "
+                     f"{data.num_classes} classes")
+            self.evaluator = ProxyTask(self.config.proxy, data)
+        return self.evaluator
+
+    def spec(self, index: int, decisions: list[int]) -> ModelSpec:
+        return self.config.space.to_spec(decisions, name=f"{self.config.run.name}-trial{index:04d}")
+
+    def run(self, index: int, decisions: list[int], budget: float = 1.0) -> Trial:
+        """The trial, finished or failed; only a `UserError` (bad data, files) propagates."""
+        start = time.perf_counter()
+        spec = self.spec(index, decisions)
+        cost = model_cost(spec)
+        accuracy = latency = reward = None
+        epochs = budget_epochs(budget, self.config.proxy.epochs)
+        extra: dict[str, Any] = {} if epochs is None else {"proxy_epochs": epochs}
+        error = None
+        try:
+            latency = float(self.latency_model.predict_ms(spec))
+            seed = trial_seed(self.config.run.seed, index)
+            evaluator = self.load_evaluator()
+            result = evaluator.evaluate(spec, seed) if epochs is None else evaluator.evaluate(spec, seed, epochs)
+            accuracy = float(result.accuracy)
+            extra.update(train_loss=round(float(result.train_loss), 6), proxy_s=round(float(result.seconds), 3))
+            if not math.isfinite(accuracy):
+                raise ValueError(f"accuracy is {accuracy}")
+            reward = float(self.reward(accuracy, latency))
+        except UserError:
+            raise  # the user's input is wrong (data, files): stop, finished work stays saved
+        except Exception as exc:  # this candidate failed; the search goes on
+            error = one_line(exc)
+            if not isinstance(exc, TrialFailed):  # an unexpected error: keep where it came from
+                extra["traceback"] = traceback.format_exc(limit=-3)
+        return Trial(index, list(decisions), spec.to_dict(), OK if error is None else FAILED,
+                     accuracy if error is None else None, latency, reward if error is None else None,
+                     cost.params, cost.macs, round(time.perf_counter() - start, 3), error, extra)
+
+    def failed(self, index: int, decisions: list[int], error: str, wall_s: float = 0.0) -> Trial:
+        """The record of a trial that never returned (its worker crashed every time it was tried)."""
+        spec = self.spec(index, decisions)
+        cost = model_cost(spec)
+        latency = float(self.latency_model.predict_ms(spec))
+        return Trial(index, list(decisions), spec.to_dict(), FAILED, None, latency, None,
+                     cost.params, cost.macs, round(wall_s, 3), error, {})
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
