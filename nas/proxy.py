@@ -17,6 +17,13 @@ statistics are recomputed on a fixed batch of training images: after a few dozen
 averages (momentum 0.99) still mostly hold their initial values, and evaluating with them would
 measure the statistics' lag rather than the architecture.
 
+Data: the training images come from the in-memory arrays (the default; normalised once per
+mean/std and cached) or, for a streamed data set (`data.stream`), from `TrainStream.batches`, a
+tf.data pipeline over the TFRecords that yields already normalised batches in an order fixed by the
+seed. Both feed the same step function with the same learning-rate schedule; a streamed data set
+recalibrates batch norm on its fixed first training records and normalises validation batch by
+batch (a 224-px float copy of 50K validation images would take 30 GB).
+
 Seeds: `keras.utils.set_random_seed(seed)` and the builder's initialiser seed make a trial
 repeatable; with `deterministic` TensorFlow's ops are made deterministic too. Memory stays flat
 across trials: every trial's graph, model and session are released before the next one.
@@ -33,7 +40,7 @@ import numpy as np
 
 from nas.data_sources import Dataset
 from nas.datasets import normalize
-from nas.schema import setting
+from nas.schema import ConfigError, setting
 from search_space.spec import ModelSpec
 
 CALIBRATION_IMAGES = 256
@@ -80,12 +87,40 @@ class ProxyTask:
         self.data = data
         self._normalised: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
-    def _inputs(self, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
+    def _inputs(self, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray | None]:
+        """Normalised training images (streamed: the recalibration sample) and validation images
+        (streamed: None, normalised batch by batch)."""
         key = (spec.mean, spec.std)  # every candidate of a space shares these: normalise once
         if key not in self._normalised:
+            streamed = self.data.stream is not None
             self._normalised[key] = (normalize(self.data.train_images, spec.mean, spec.std),
-                                     normalize(self.data.val_images, spec.mean, spec.std))
+                                     None if streamed else normalize(self.data.val_images, spec.mean, spec.std))
         return self._normalised[key]
+
+    def _memory_batches(self, x_train: np.ndarray, batch: int, steps: int, rng: np.random.Generator):
+        """One epoch of in-memory batches: a fresh permutation, full batches only."""
+        import tensorflow as tf
+
+        y_train = self.data.train_labels
+        order = rng.permutation(len(y_train))
+        for s in range(steps):
+            idx = order[s * batch:(s + 1) * batch]
+            yield tf.constant(x_train[idx]), tf.constant(y_train[idx])
+
+    def _stream_batches(self, spec: ModelSpec, batch: int, steps: int, seed: int, epoch: int, deterministic: bool):
+        """One epoch of streamed batches; a file that cannot be read is the data's fault (ConfigError)."""
+        import tensorflow as tf
+
+        batches = iter(self.data.stream.batches(batch, seed, epoch, spec.mean, spec.std, deterministic))
+        for s in range(steps):
+            try:
+                images, labels = next(batches)
+            except tf.errors.OpError as exc:
+                raise ConfigError(f"data.path: cannot read the TFRecords: {exc.message.splitlines()[0]}") from None
+            except StopIteration:
+                raise ConfigError(f"data.path: the training records ended after {s} of {steps} batches "
+                                  f"(did the files change after they were counted?)") from None
+            yield images, labels
 
     def evaluate(self, spec: ModelSpec, seed: int, epochs: int | None = None) -> ProxyResult:
         """Train `spec` (shrunk) for the proxy's epochs, or `epochs` (a Hyperband rung), and validate."""
@@ -110,9 +145,9 @@ class ProxyTask:
         if c.deterministic:
             tf.config.experimental.enable_op_determinism()
         x_train, x_val = self._inputs(spec)
-        y_train, y_val = self.data.train_labels, self.data.val_labels
-        batch = min(c.batch_size, len(y_train))
-        steps_per_epoch = len(y_train) // batch  # full batches only: one traced shape
+        y_val = self.data.val_labels
+        batch = min(c.batch_size, self.data.train_count)
+        steps_per_epoch = self.data.train_count // batch  # full batches only: one traced shape
         total = steps_per_epoch * c.epochs
 
         model = build_model(spec, seed=seed, drop_connect=False)
@@ -143,28 +178,35 @@ class ProxyTask:
         rng = np.random.default_rng(seed)
         losses: list[float] = []
         for epoch in range(c.epochs):
-            order = rng.permutation(len(y_train))
+            if self.data.stream is None:
+                batches = self._memory_batches(x_train, batch, steps_per_epoch, rng)
+            else:
+                batches = self._stream_batches(spec, batch, steps_per_epoch, seed, epoch, c.deterministic)
             losses = []
-            for s in range(steps_per_epoch):
+            for s, (images, labels) in enumerate(batches):
                 done = epoch * steps_per_epoch + s
                 learning_rate = 0.5 * c.learning_rate * (1.0 + math.cos(math.pi * done / total))
-                idx = order[s * batch:(s + 1) * batch]
                 powers = (c.momentum ** (done + 1), ADAM_BETA2 ** (done + 1))
-                loss = float(step(tf.constant(x_train[idx]), tf.constant(y_train[idx]),
-                                  *(tf.constant(v, tf.float32) for v in (learning_rate, *powers))))
+                loss = float(step(images, labels, *(tf.constant(v, tf.float32) for v in (learning_rate, *powers))))
                 if not math.isfinite(loss):
                     raise TrialFailed(f"training loss became {loss} at step {done + 1} of {total}")
                 losses.append(loss)
 
-        self._recalibrate_batch_norm(model, x_train, rng)
+        if self.data.stream is None:  # a random batch of the training set
+            pick = rng.choice(len(x_train), min(CALIBRATION_IMAGES, len(x_train)), replace=False)
+            self._recalibrate_batch_norm(model, x_train[np.sort(pick)])
+        else:  # the fixed first records of the stream, held in memory
+            self._recalibrate_batch_norm(model, x_train[:CALIBRATION_IMAGES])
         correct = 0
         for i in range(0, len(y_val), 256):
-            logits = model(tf.constant(x_val[i:i + 256]), training=False)
+            images = x_val[i:i + 256] if x_val is not None else normalize(
+                self.data.val_images[i:i + 256], spec.mean, spec.std)
+            logits = model(tf.constant(images), training=False)
             correct += int(np.sum(np.argmax(logits.numpy(), axis=-1) == y_val[i:i + 256]))
         return float(np.mean(losses)), correct / len(y_val)
 
     @staticmethod
-    def _recalibrate_batch_norm(model, x_train: np.ndarray, rng: np.random.Generator) -> None:
+    def _recalibrate_batch_norm(model, images: np.ndarray) -> None:
         """Moving statistics := statistics of one fixed batch of training images (momentum 0)."""
         import keras
         import tensorflow as tf
@@ -173,7 +215,6 @@ class ProxyTask:
         momenta = [layer.momentum for layer in norms]
         for layer in norms:
             layer.momentum = 0.0
-        pick = rng.choice(len(x_train), min(CALIBRATION_IMAGES, len(x_train)), replace=False)
-        model(tf.constant(x_train[np.sort(pick)]), training=True)
+        model(tf.constant(images), training=True)
         for layer, momentum in zip(norms, momenta):
             layer.momentum = momentum
