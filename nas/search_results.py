@@ -125,6 +125,7 @@ def _markdown(rows: list[dict]) -> str:
 def write_results(root: Path, config: SearchConfig, trials: list[Trial], target_ms: float, plots: bool = True) -> str:
     """Write every output from `trials`; returns the summary (markdown)."""
     root = Path(root)
+    trials = sorted(trials, key=lambda t: t.trial)  # with trials in flight (Ray) they finish out of order
     if trials:
         write_text(root / "trials.csv", format_rows(trial_rows(trials), "csv"))
     top = ranked(trials, config.run.top_k)

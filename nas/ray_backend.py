@@ -1,0 +1,382 @@
+"""The Ray backend: the same search, its trials run as Ray Tune trials on a cluster.
+
+    driver (this process)                         workers (any node)
+    Tuner ── ControllerSearcher.suggest ──► config {index, decisions, budget} ──► run_trial
+          ◄─ on_trial_complete(result) ◄─ tune.report({"reward", "trial"}) ◄──── TrialRunner.run
+          journal.append(trial); controller.tell(...)        (the local backend's very code)
+
+The controller is wrapped as a Ray Tune `Searcher`: `suggest` asks it (returning None, "not now",
+while a batch-synchronous controller's batch is out), `on_trial_complete` journals the finished
+trial (fsync) and only then tells the controller, and `save` / `restore` hold the controller's state
+with the proposals in flight, so `nas search --resume` continues through `Tuner.restore` from Ray's
+experiment checkpoint. Trial numbers are the order of proposal; the journal's lines are in the
+order trials finish.
+
+A trial whose worker raises or dies is retried `execution.max_failures` times by Ray, then
+journaled as failed with Ray's last error. A candidate that fails to train (NaN loss) is journaled
+as failed at once: retrying a deterministic failure gains nothing.
+
+Resume, precisely: Ray restores the searcher from its last checkpoint (taken every second) and
+reruns the trials that were in flight then. A proposal the journal already holds (it finished
+between that checkpoint and the kill) is told from the journal, not trained again; a rerun of one
+is ignored when it returns. So no finished trial is lost, none is journaled twice, and at most the
+trials in flight at the kill are trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+RAY_ENVIRONMENT = {
+    "RAY_USAGE_STATS_ENABLED": "0",  # no usage reports from a search
+    "TUNE_GLOBAL_CHECKPOINT_S": "1",  # checkpoint the experiment every second (each loop step: 5% of a core)
+    "RAY_AIR_NEW_OUTPUT": "0",
+}
+for _key, _value in RAY_ENVIRONMENT.items():  # read when Ray is imported, or when Tune starts
+    os.environ.setdefault(_key, _value)
+
+from ray.tune.schedulers import FIFOScheduler  # noqa: E402
+from ray.tune.search import Searcher  # noqa: E402
+from ray.tune.stopper import Stopper  # noqa: E402
+
+from search_space.errors import UserError
+
+from nas.config import SearchConfig, config_from_dict
+from nas.execution import AUTO_ADDRESS, LOCAL_ADDRESS, ExecutionConfig, parse_address
+from nas.journal import Journal, Trial
+
+if TYPE_CHECKING:
+    from nas.search import Search
+
+EXPERIMENT = "tune"  # the Tune experiment's name under the storage path
+CONNECT_TIMEOUT_S = 5.0
+
+
+# Connecting -----------------------------------------------------------------------------------------
+
+def connect(execution: ExecutionConfig, say=print) -> None:
+    """Join (or start) the configured cluster and check a node can hold one trial; one line on failure."""
+    import ray
+
+    if ray.is_initialized():  # a caller (a notebook, a test) already connected: use that cluster
+        _check_resources(execution)
+        return
+    endpoint = parse_address(execution.address)
+    if endpoint is not None:
+        _check_reachable(*endpoint, execution.address)
+    options: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                                   configure_logging=True)
+    try:
+        if execution.address == LOCAL_ADDRESS:
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            ray.init(num_cpus=os.cpu_count(), **options)
+        else:
+            ray.init(address=execution.address, **options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        if execution.address == AUTO_ADDRESS:
+            raise UserError("execution.address: 'auto' found no running Ray cluster on this node; start one "
+                            "with `ray start --head`, or use address: local") from None
+        raise UserError(f"execution.address: cannot join the Ray cluster at {execution.address}: "
+                        f"{' '.join(str(exc).split())[:200]}") from None
+    _check_resources(execution)
+    resources = ray.cluster_resources()
+    say(f"Ray cluster: {len(_alive_nodes())} node(s), {resources.get('CPU', 0):g} CPU, "
+        f"{resources.get('GPU', 0):g} GPU")
+
+
+def _check_reachable(host: str, port: int, address: str) -> None:
+    """Fail at once on an address nothing answers at (ray.init would wait for minutes)."""
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise UserError(f"execution.address: nothing answers at {address} ({exc.strerror or exc}); start the "
+                        f"head node with `ray start --head --port={port}` there, or check the address") from None
+
+
+def _alive_nodes() -> list[dict]:
+    import ray
+
+    return [node for node in ray.nodes() if node.get("Alive")]
+
+
+def _check_resources(execution: ExecutionConfig) -> None:
+    need = {"CPU": execution.resources_per_trial.cpu, "GPU": execution.resources_per_trial.gpu}
+    nodes = [node.get("Resources", {}) for node in _alive_nodes()]
+    if not any(all(node.get(k, 0.0) >= v for k, v in need.items() if v) for node in nodes):
+        largest = max(nodes, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)), default={})
+        raise UserError(f"execution.resources_per_trial: no node of the cluster has {need['CPU']:g} CPU and "
+                        f"{need['GPU']:g} GPU for one trial (the largest has {largest.get('CPU', 0):g} CPU, "
+                        f"{largest.get('GPU', 0):g} GPU)")
+
+
+# The worker side ------------------------------------------------------------------------------------
+
+_RUNNERS: dict[str, Any] = {}  # per worker process: the proxy's data is loaded once per config
+
+
+def _worker_runner(config_yaml: str, cpus: float):
+    if config_yaml not in _RUNNERS:
+        import yaml
+
+        from nas.trial_runner import TrialRunner
+
+        threads = max(1, int(cpus))
+        try:  # one trial per `cpus` cores: TensorFlow must not spread over the whole node
+            import tensorflow as tf
+
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+        except RuntimeError:
+            pass  # this worker already ran TensorFlow: its pools are fixed
+        _RUNNERS.clear()
+        _RUNNERS[config_yaml] = TrialRunner(config_from_dict(yaml.safe_load(config_yaml)), say=lambda line: None)
+    return _RUNNERS[config_yaml]
+
+
+def run_trial(params: dict, config_yaml: str = "", cpus: float = 1.0) -> None:
+    """The Ray Tune trainable: one trial of the search, reported back as the journal's record."""
+    from ray import tune
+
+    runner = _worker_runner(config_yaml, cpus)
+    try:
+        trial = runner.run(params["index"], params["decisions"], params["budget"])
+    except UserError as exc:  # the data is missing on this node, ...: the search must stop, not retry
+        tune.report({"reward": 0.0, "user_error": str(exc)})
+        return
+    tune.report({"reward": trial.reward if trial.ok else 0.0, "trial": json.dumps(asdict(trial))})
+
+
+# The driver side ------------------------------------------------------------------------------------
+
+_DRIVER: "RaySearch | None" = None  # Tune pickles the searcher: it finds the live run through this
+
+
+def _driver() -> "RaySearch":
+    if _DRIVER is None:
+        raise RuntimeError("the Ray search driver is not running in this process")
+    return _DRIVER
+
+
+class ControllerSearcher(Searcher):
+    """The search's controller as a Ray Tune searcher (its state lives in the driver)."""
+
+    def __init__(self):
+        super().__init__(metric="reward", mode="max")
+
+    def suggest(self, trial_id: str):
+        return _driver().suggest(trial_id)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        _driver().complete(trial_id, result, error)
+
+    def save(self, checkpoint_path: str) -> None:
+        Path(checkpoint_path).write_text(json.dumps(_driver().searcher_state()))
+
+    def restore(self, checkpoint_path: str) -> None:
+        _driver().restore_searcher(json.loads(Path(checkpoint_path).read_text()))
+
+
+class RunBudget(Stopper):
+    """Ends the experiment once the journal holds the run's trials (or a trial hit a user error)."""
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return _driver().finished
+
+
+class FailureNotes(FIFOScheduler):
+    """Keeps the last error of a trial that failed for good, for its journal record."""
+
+    def on_trial_error(self, tune_controller, trial) -> None:
+        _driver().note_error(trial.trial_id, trial.num_failures, trial.error_file)
+        super().on_trial_error(tune_controller, trial)
+
+
+class RaySearch:
+    """Runs `search`'s trials on Ray; created (and connected) before the run directory is written."""
+
+    def __init__(self, search: "Search", journal: Journal, trials: list[Trial], resume: bool):
+        self.search, self.journal, self.trials, self.resume = search, journal, trials, resume
+        self.config: SearchConfig = search.config
+        self.execution = self.config.execution
+        self.say = search.say
+        connect(self.execution, self.say)
+        storage = self.execution.storage or str((search.paths.root / "ray").resolve())
+        self.storage = storage if "://" in storage else str(Path(storage).expanduser().resolve())
+        self.by_index = {t.trial: t for t in trials}
+        self.outstanding: dict[int, tuple[list[int], float]] = {}  # proposed, not yet journaled
+        self.running: dict[str, int] = {}  # Ray trial id -> proposal
+        self.errors: dict[str, str] = {}
+        self.user_error: str | None = None
+        self.timings: list[float] = []
+        self.controller = None
+        self.next_index = max(self.by_index, default=-1) + 1
+
+    # Lifecycle -------------------------------------------------------------------------------------
+
+    @property
+    def experiment_path(self) -> str:
+        return f"{self.storage.rstrip('/')}/{EXPERIMENT}"
+
+    @property
+    def finished(self) -> bool:
+        return self.user_error is not None or len(self.by_index) >= self.config.run.trials
+
+    def run(self) -> None:
+        global _DRIVER
+        from ray import tune
+
+        from nas.search import save_snapshot
+
+        if self.finished:
+            self.say(f"all {self.config.run.trials} trials are in the journal; nothing to run")
+            return
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, config_yaml=self.config.to_yaml(),
+                                 cpus=self.execution.resources_per_trial.cpu),
+            {"cpu": self.execution.resources_per_trial.cpu, "gpu": self.execution.resources_per_trial.gpu})
+        _DRIVER = self
+        try:
+            if self.resume and tune.Tuner.can_restore(self.experiment_path):
+                self.say(f"resuming through Ray Tune's restore of {self.experiment_path}")
+                tuner = tune.Tuner.restore(self.experiment_path, trainable, resume_unfinished=True,
+                                           resume_errored=False, restart_errored=False)
+            else:
+                self.controller = self._replayed_controller()
+                tuner = tune.Tuner(trainable, tune_config=self._tune_config(), run_config=self._run_config())
+            tuner.fit()
+        finally:
+            _DRIVER = None
+        if self.user_error is not None:
+            raise UserError(self.user_error)
+        if self.controller is not None and not self.outstanding:
+            save_snapshot(self.search.paths.controller, self.controller, len(self.trials))
+
+    def _replayed_controller(self):
+        """A fresh experiment over an existing journal (its Ray state was lost): replay the journal."""
+        from nas.search import restore_controller
+
+        return restore_controller(self.config, sorted(self.trials, key=lambda t: t.trial), None, self.say)
+
+    def _tune_config(self):
+        from ray import tune
+
+        return tune.TuneConfig(search_alg=ControllerSearcher(), scheduler=FailureNotes(),
+                               num_samples=-1, max_concurrent_trials=self.execution.max_concurrent,
+                               reuse_actors=True, trial_dirname_creator=trial_dirname)
+
+    def _run_config(self):
+        from ray import tune
+
+        return tune.RunConfig(name=EXPERIMENT, storage_path=self.storage, stop=RunBudget(),
+                              failure_config=tune.FailureConfig(max_failures=self.execution.max_failures),
+                              verbose=0, log_to_file=True)
+
+    # The searcher's work ----------------------------------------------------------------------------
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if self.finished:
+            return None
+        in_flight = set(self.running.values())
+        orphan = next((i for i in sorted(self.outstanding) if i not in in_flight), None)
+        if orphan is not None:  # proposed before a stop, never finished, not rerun by Ray: run it again
+            return self._launch(trial_id, orphan)
+        if self.controller is None:  # Ray restored no searcher state: rebuild from the journal
+            self.controller = self._replayed_controller()
+        while len(self.by_index) + len(self.outstanding) < self.config.run.trials and self.controller.can_ask():
+            decisions, budget = self.controller.ask(), self.controller.budget()
+            index, self.next_index = self.next_index, self.next_index + 1
+            done = self.by_index.get(index)
+            if done is not None:  # finished after Ray's last checkpoint: the journal has it
+                self.controller.tell(done.decisions, _reward(done))
+                continue
+            self.outstanding[index] = (decisions, budget)
+            return self._launch(trial_id, index)
+        return None
+
+    def _launch(self, trial_id: str, index: int) -> dict:
+        decisions, budget = self.outstanding[index]
+        self.running[trial_id] = index
+        return {"index": index, "decisions": decisions, "budget": budget}
+
+    def complete(self, trial_id: str, result: dict | None, error: bool) -> None:
+        index = self.running.pop(trial_id, None)
+        if index is None or index not in self.outstanding:
+            return  # a rerun of a trial the journal already holds
+        if result and "user_error" in result:
+            self.user_error = result["user_error"]
+            return
+        decisions, _ = self.outstanding[index]
+        if error or not result or "trial" not in result:
+            attempts, message = self.errors.pop(trial_id, (self.execution.max_failures + 1, "no result"))
+            trial = self.search.runner.failed(
+                index, decisions, f"failed on the Ray cluster after {attempts} attempt(s): {message}")
+        else:
+            trial = Trial(**json.loads(result["trial"]))
+        self.journal.append(trial)  # on disk before the controller hears of it
+        del self.outstanding[index]
+        self.by_index[index] = trial
+        self.trials.append(trial)
+        self.controller.tell(trial.decisions, _reward(trial))
+        self.timings.append(trial.wall_s)
+        from nas.search_results import write_results
+
+        write_results(self.search.paths.root, self.config, self.trials, self.search.target_ms, plots=False)
+        self.search.progress(trial, self.trials, self.timings, concurrency=max(1, len(self.running) + 1))
+
+    def note_error(self, trial_id: str, failures: int, error_file: str | None) -> None:
+        self.errors[trial_id] = (failures, last_error(error_file))
+
+    def searcher_state(self) -> dict:
+        return {"controller": self.controller.state(), "next_index": self.next_index,
+                "outstanding": {str(i): [d, b] for i, (d, b) in self.outstanding.items()},
+                "running": self.running}
+
+    def restore_searcher(self, state: dict) -> None:
+        from nas.controllers import make_controller
+
+        c = self.config
+        self.controller = make_controller(c.controller, c.space.cardinalities, c.controller_options, seed=c.run.seed)
+        self.controller.load_state(state["controller"])
+        self.next_index = state["next_index"]
+        self.outstanding = {int(i): (list(d), float(b)) for i, (d, b) in state["outstanding"].items()}
+        self.running = {tid: int(i) for tid, i in state["running"].items()}
+        for index in sorted(self.outstanding):
+            done = self.by_index.get(index)
+            if done is not None:  # finished after the checkpoint: told now, its rerun ignored
+                del self.outstanding[index]
+                self.controller.tell(done.decisions, _reward(done))
+        self.say(f"Ray restored the searcher: {len(self.running)} trial(s) were in flight, "
+                 f"{len(self.outstanding)} of them still to finish")
+
+
+def _reward(trial: Trial) -> float:
+    from nas.search import FAILED_REWARD
+
+    return trial.reward if trial.ok else FAILED_REWARD
+
+
+def last_error(error_file: str | None) -> str:
+    """The exception line of the last failure in Ray's error.txt for a trial (its first line if none)."""
+    try:
+        text = Path(error_file).read_text()
+    except (OSError, TypeError):
+        return "the worker died"
+    lines = [line.strip() for line in text.split("Failure #")[-1].splitlines()[1:] if line.strip()]
+    raised = [line for line in lines if re.match(r"^[\w.]*(Error|Exception|Exit|Interrupt)\b", line)]
+    return (raised or lines or ["the worker died"])[-1 if raised else 0][:300]
+
+
+def trial_dirname(trial) -> str:
+    return f"trial_{trial.config['index']:05d}_{trial.trial_id}"

@@ -1,0 +1,191 @@
+"""The Ray backend on a real local Ray cluster: `nas search` runs as a user runs it (a subprocess, so
+its Ray cluster, workers and all are its own), and is killed the way a crash kills it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.search_helpers import tiny_config, write_config
+
+RAY_TINY = {"backend": "ray", "max_concurrent": 2}
+OUTPUTS = {"config.yaml", "journal.jsonl", "trials.csv", "best.yaml", "top", "pareto.png", "summary.md",
+           "controller.json"}
+
+
+def nas(*argv, cwd: Path, timeout: float = 540) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nas", *map(str, argv)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, start_new_session=True)
+
+
+def start_nas(*argv, cwd: Path) -> subprocess.Popen:
+    """A driver in its own process group: killing the group kills its Ray cluster with it."""
+    return subprocess.Popen([sys.executable, "-m", "nas", *map(str, argv)], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def journal(run_dir: Path) -> list[dict]:
+    path = run_dir / "journal.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def wait_for(condition, timeout: float, what: str, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"the driver exited ({process.returncode}) before {what}: {process.stdout.read()[-3000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=60)
+
+
+def test_ray_search_writes_what_the_local_backend_writes(tmp_path):
+    config = write_config(tmp_path / "tiny.yaml", tiny_config(run={"trials": 4}, execution=RAY_TINY))
+    done = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_dir = tmp_path / "runs" / "tiny"
+    assert OUTPUTS <= {p.name for p in run_dir.iterdir()}
+    records = journal(run_dir)
+    assert sorted(r["trial"] for r in records) == [0, 1, 2, 3]
+    assert all(r["status"] == "ok" and 0.0 <= r["accuracy"] <= 1.0 and r["reward"] > 0 for r in records)
+    csv_rows = (run_dir / "trials.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in csv_rows[1:]] == ["1", "2", "3", "4"]  # in trial order
+    assert "on Ray (local)" in done.stdout and "4 of 4 trials finished" in done.stdout
+    assert json.loads((run_dir / "controller.json").read_text())["trials"] == 4
+    assert (run_dir / "ray" / "tune" / "tuner.pkl").exists()  # a real Tune experiment, restorable
+
+
+def test_batch_synchronous_controller_waits_for_its_batch(tmp_path):
+    """mnas with batch 2 on 3 slots: never more than one batch in flight, so each Ray trial of the
+    second batch starts after the first batch's last result (Ray's own per-trial start times)."""
+    config = write_config(tmp_path / "tiny.yaml", tiny_config(
+        run={"trials": 4}, execution={"backend": "ray", "max_concurrent": 3, "resources_per_trial": {"cpu": 0.5}}))
+    done = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    tune_dir = tmp_path / "runs" / "tiny" / "ray" / "tune"
+    times = {}
+    for trial_dir in tune_dir.glob("trial_*"):
+        result = json.loads((trial_dir / "result.json").read_text().splitlines()[-1])
+        index = int(trial_dir.name.split("_")[1])
+        times[index] = (result["timestamp"] - result["time_total_s"], result["timestamp"])
+    assert sorted(times) == [0, 1, 2, 3]
+    first_batch_done = max(times[0][1], times[1][1])
+    assert min(times[2][0], times[3][0]) >= first_batch_done - 1.0  # timestamps are whole seconds
+
+
+def test_killed_driver_resumes_through_ray_restore(tmp_path):
+    total = 6
+    config = write_config(tmp_path / "tiny.yaml", tiny_config(run={"trials": total}, execution=RAY_TINY))
+    run_dir = tmp_path / "runs" / "tiny"
+    driver = start_nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path)
+    try:
+        wait_for(lambda: len(journal(run_dir)) >= 2, 300, "two finished trials", driver)
+    finally:
+        kill_group(driver)
+    before = (run_dir / "journal.jsonl").read_bytes()
+    assert 2 <= len(journal(run_dir)) < total
+
+    done = nas("search", "--run-dir", run_dir, "--resume", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "resuming through Ray Tune's restore" in done.stdout
+    after = (run_dir / "journal.jsonl").read_bytes()
+    assert after.startswith(before)  # nothing finished was lost or rewritten
+    records = journal(run_dir)
+    assert sorted(r["trial"] for r in records) == list(range(total))  # none twice, none missing
+    assert f"{total} of {total} trials finished" in done.stdout
+    assert (run_dir / "best.yaml").exists() and (run_dir / "pareto.png").exists()
+
+
+def _trial_workers() -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and "ImplicitFunc.train" in (proc / "cmdline").read_text():
+                pids.append(int(proc.name))
+        except OSError:
+            pass
+    return pids
+
+
+@pytest.mark.parametrize("max_failures, status", [(0, "failed"), (1, "ok")])
+def test_crashed_worker_is_retried_then_journaled(tmp_path, max_failures, status):
+    """SIGKILL the worker of the first trial while it trains: with a retry the trial runs again and
+    finishes; without, it is journaled as failed with Ray's error, and the search goes on."""
+    config = write_config(tmp_path / "tiny.yaml", tiny_config(
+        run={"trials": 2},
+        execution={"backend": "ray", "max_concurrent": 1, "max_failures": max_failures}))
+    run_dir = tmp_path / "runs" / "tiny"
+    driver = start_nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path)
+    try:
+        wait_for(lambda: bool(_trial_workers()), 120, "a trial to start", driver)
+        for pid in _trial_workers():
+            os.kill(pid, signal.SIGKILL)
+        output, _ = driver.communicate(timeout=300)
+    finally:
+        kill_group(driver)
+    assert driver.returncode == 0, output
+    records = sorted(journal(run_dir), key=lambda r: r["trial"])
+    assert [r["trial"] for r in records] == [0, 1]
+    assert records[0]["status"] == status and records[1]["status"] == "ok"
+    if status == "failed":
+        assert "failed on the Ray cluster after 1 attempt(s)" in records[0]["error"]
+        assert records[0]["latency_ms"] > 0 and records[0]["params"] > 0  # the record is still whole
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("execution, fragments", [
+    ({"backend": "ray", "address": f"127.0.0.1:{_free_port()}"}, ["execution.address: nothing answers at"]),
+    ({"backend": "ray", "resources_per_trial": {"cpu": 64}},
+     ["execution.resources_per_trial: no node of the cluster has 64 CPU"]),
+    ({"backend": "ray", "address": "nowhere"}, ["execution.address: 'nowhere' is not"]),
+    ({"backend": "ray", "max_concurrent": 0}, ["execution.max_concurrent: must be at least 1"]),
+    ({"backend": "local", "max_concurrent": 2}, ["execution.max_concurrent: only the 'ray' backend"]),
+    ({"backend": "dask"}, ["execution.backend: 'dask' is not one of local, ray"]),
+])
+def test_bad_execution_settings_are_one_line_and_exit_2(tmp_path, execution, fragments):
+    config = write_config(tmp_path / "tiny.yaml", tiny_config(execution=execution))
+    start = time.monotonic()
+    done = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert all(f in lines[0] for f in fragments), lines[0]
+    assert time.monotonic() - start < 60  # an unreachable address fails at once, not after Ray's minutes
+    assert not (tmp_path / "runs" / "tiny" / "config.yaml").exists()  # nothing was started
+
+
+@pytest.mark.slow
+def test_default_experiment_on_ray(tmp_path):
+    """The README's default experiment, unchanged but for `execution`, on a 2-CPU local cluster."""
+    data = yaml.safe_load(Path("experiments/edgetpu.yaml").read_text())
+    data["execution"] = {"backend": "ray", "max_concurrent": 2}
+    config = write_config(tmp_path / "edgetpu.yaml", data)
+    done = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=Path.cwd(), timeout=1500)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_dir = tmp_path / "runs" / "edgetpu"
+    assert OUTPUTS <= {p.name for p in run_dir.iterdir()}
+    assert sorted(r["trial"] for r in journal(run_dir)) == list(range(data["run"]["trials"]))
