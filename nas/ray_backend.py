@@ -30,7 +30,6 @@ import logging
 import os
 import re
 import socket
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
