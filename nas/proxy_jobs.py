@@ -1,0 +1,108 @@
+"""Proxy accuracy for a fixed list of models, on the config's backend (`execution:`).
+
+A search proposes its trials one by one; some work knows all its models up front (`nas scale search
+--config` scores every feasible alpha / beta / gamma's phi = 1 model). Each job is one proxy
+training of one spec at its own proxy resolution; the local backend runs them in turn, the Ray
+backend as Ray tasks with `resources_per_trial`, at most `max_concurrent` at once, a crashed one
+retried `max_failures` times. A job that fails gives its error instead of a result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+from search_space.errors import UserError
+from search_space.spec import ModelSpec
+
+from nas.config import SearchConfig
+from nas.proxy import ProxyResult
+from nas.trial_runner import one_line
+
+
+@dataclass(frozen=True)
+class ProxyJob:
+    spec: ModelSpec  # full size; the proxy shrinks its width by proxy.width
+    resolution: int  # the proxy's input resolution for this model
+    seed: int
+
+
+JobOutcome = ProxyResult | str  # the result, or the job's error in one line
+
+_TASKS: dict[tuple[str, int], object] = {}  # per process: the proxy's data at one resolution, loaded once
+
+
+def _proxy_task(config: SearchConfig, resolution: int):
+    from nas.data_sources import load_dataset
+    from nas.proxy import ProxyTask
+
+    key = (config.to_yaml(), resolution)
+    if key not in _TASKS:
+        proxy = dataclasses.replace(config.proxy, resolution=resolution)
+        _TASKS[key] = ProxyTask(proxy, load_dataset(config.data, resolution))
+    return _TASKS[key]
+
+
+def run_job(config: SearchConfig, job: ProxyJob) -> JobOutcome:
+    try:
+        return _proxy_task(config, job.resolution).evaluate(job.spec, job.seed)
+    except UserError:
+        raise
+    except Exception as exc:  # this model failed; the others go on
+        return one_line(exc)
+
+
+def run_jobs(config: SearchConfig, jobs: list[ProxyJob],
+             progress: Callable[[int, int, JobOutcome], None] = lambda done, total, outcome: None) -> list[JobOutcome]:
+    """Every job's outcome, in the jobs' order; `progress(done, total, outcome)` as each finishes."""
+    if config.execution.ray:
+        return _run_on_ray(config, jobs, progress)
+    outcomes = []
+    for job in jobs:
+        outcomes.append(run_job(config, job))
+        progress(len(outcomes), len(jobs), outcomes[-1])
+    return outcomes
+
+
+def _remote_job(config: SearchConfig, job: ProxyJob) -> JobOutcome | tuple[str, str]:
+    try:
+        return run_job(config, job)
+    except UserError as exc:  # the data is missing on that node, ...: stop, don't retry
+        return ("user_error", str(exc))
+
+
+def _run_on_ray(config: SearchConfig, jobs: list[ProxyJob], progress) -> list[JobOutcome]:
+    from nas.ray_backend import connect
+
+    connect(config.execution)
+    import ray
+
+    resources = config.execution.resources_per_trial
+    remote = ray.remote(_remote_job).options(num_cpus=resources.cpu, num_gpus=resources.gpu,
+                                             max_retries=config.execution.max_failures, retry_exceptions=True)
+    config_ref = ray.put(config)
+    limit = config.execution.max_concurrent or len(jobs)
+    outcomes: list[JobOutcome | None] = [None] * len(jobs)
+    waiting = list(enumerate(jobs))
+    running: dict = {}
+    done = 0
+    while waiting or running:
+        while waiting and len(running) < limit:
+            index, job = waiting.pop(0)
+            running[remote.remote(config_ref, job)] = index
+        ready, _ = ray.wait(list(running), num_returns=1)
+        index = running.pop(ready[0])
+        try:
+            outcome = ray.get(ready[0])
+        except Exception as exc:  # retried max_failures times: the worker keeps dying, or the job raising
+            outcome = f"failed on the Ray cluster after {config.execution.max_failures + 1} attempt(s): " \
+                      f"{one_line(exc).splitlines()[0]}"
+        if isinstance(outcome, tuple):
+            for ref in running:
+                ray.cancel(ref)
+            raise UserError(outcome[1])
+        outcomes[index] = outcome
+        done += 1
+        progress(done, len(jobs), outcome)
+    return outcomes
