@@ -17,6 +17,7 @@ import yaml
 
 from tests.search_helpers import tiny_config, write_config
 
+ROOT = Path(__file__).resolve().parents[1]
 RAY_TINY = {"backend": "ray", "max_concurrent": 2}
 OUTPUTS = {"config.yaml", "journal.jsonl", "trials.csv", "best.yaml", "top", "pareto.png", "summary.md",
            "controller.json"}
@@ -178,13 +179,35 @@ def test_bad_execution_settings_are_one_line_and_exit_2(tmp_path, execution, fra
     assert not (tmp_path / "runs" / "tiny" / "config.yaml").exists()  # nothing was started
 
 
+def test_imagenet_experiment_on_a_tiny_budget(tmp_path):
+    """experiments/edgetpu_imagenet.yaml as shipped but for its budget (trials, proxy size, held-out
+    images), the data path (generated TFRecords in the reference layout) and the cluster (local)."""
+    from tests.imagenet_records import write_imagenet_records
+
+    records = write_imagenet_records(tmp_path / "imagenet", train_per_class=24, val_per_class=2, classes=4,
+                                     image_size=40, shards=2)
+    data = yaml.safe_load((ROOT / "experiments" / "edgetpu_imagenet.yaml").read_text())
+    data["run"].update(trials=3)
+    data["controller"].update(batch_size=2)
+    data["proxy"].update(resolution=16, width=0.25, epochs=1, batch_size=16)
+    data["data"].update(path=str(records.root), max_val=16)
+    data["execution"].update(address="local", max_concurrent=2, resources_per_trial={"cpu": 1, "gpu": 0})
+    config = write_config(tmp_path / "edgetpu_imagenet.yaml", data)
+    done = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    records_out = journal(tmp_path / "runs" / "edgetpu_imagenet")
+    assert sorted(r["trial"] for r in records_out) == [0, 1, 2]
+    assert all(r["status"] == "ok" and 0.0 <= r["accuracy"] <= 1.0 for r in records_out)
+    assert "on `imagenet` data" in done.stdout
+
+
 @pytest.mark.slow
 def test_default_experiment_on_ray(tmp_path):
     """The README's default experiment, unchanged but for `execution`, on a 2-CPU local cluster."""
-    data = yaml.safe_load(Path("experiments/edgetpu.yaml").read_text())
+    data = yaml.safe_load((ROOT / "experiments" / "edgetpu.yaml").read_text())
     data["execution"] = {"backend": "ray", "max_concurrent": 2}
     config = write_config(tmp_path / "edgetpu.yaml", data)
-    done = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=Path.cwd(), timeout=1500)
+    done = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path, timeout=1500)
     assert done.returncode == 0, done.stdout + done.stderr
     run_dir = tmp_path / "runs" / "edgetpu"
     assert OUTPUTS <= {p.name for p in run_dir.iterdir()}
