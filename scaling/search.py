@@ -6,11 +6,24 @@ milliseconds from any latency model (the cost is a plain callable, so this modul
 `latency`). A triple is feasible when that ratio is within `tolerance` (relative) of `target`
 (2 in the paper, whose rule `alpha * beta**2 * gamma**2 ~ 2` is the MACs ratio before rounding; the
 rounding of filters, repeats and resolution moves the real ratio away from it, which is why both are
-reported). Feasible triples are ranked by a caller-supplied `score(spec) -> float` (higher is better:
-proxy-task accuracy of the phi = 1 model), or, without one, by closeness of the ratio to the target;
-ties (triples that round to the same network) go to the triple whose nominal factor is nearest it.
+reported).
 
-Triples that round to the same concrete network are costed and scored once.
+Ranking. Without a scorer, feasible triples are ranked by closeness of the cost ratio to the target.
+With one, by its value for the phi = 1 model (higher is better: the proxy-task accuracy of that
+model, which is how the paper picks among the triples). The scorer is either `score(spec) -> float`,
+called once per network, or `score_many(specs) -> list[float | None]`, called once with every network
+to score, so a caller can train them all in parallel (`nas scale search --config` runs them on a Ray
+cluster); None (or a non-finite value) means that network failed. Triples that round to the same
+concrete network are costed and scored once. `max_scored` limits the scoring to the N distinct
+feasible networks whose cost ratio is closest to the target (they are also passed to the scorer in
+that order); the others are not scored. The order is then: scored networks by score, then those not
+scored (by closeness of the ratio), then those whose scoring failed; within equal scores, closeness of
+the ratio; triples that round to the same network go to the one whose nominal factor is nearest the
+target. `Candidate.scored` says whether the scorer was asked about a triple's network
+(`scored and score is None`: it failed).
+
+`proxy_resolution` is the rule a proxy task uses to keep gamma's effect when it trains at a reduced
+resolution: the scaled model's resolution in proportion to the base's.
 """
 
 from __future__ import annotations
@@ -47,6 +60,17 @@ def grid(low: float, high: float, step: float) -> tuple[float, ...]:
 DEFAULT_GRID = grid(1.0, 1.5, 0.05)
 
 
+def proxy_resolution(resolution: int, base_resolution: int, proxy: int | None, minimum: int = 8) -> int:
+    """The resolution a proxy task trains a scaled model at: `proxy * resolution / base_resolution`
+    rounded half up (at least `minimum`), so gamma's effect survives the proxy's shrinking; with no
+    proxy resolution (`proxy` None) the model's own `resolution`."""
+    if proxy is None:
+        return resolution
+    if base_resolution <= 0 or proxy <= 0:
+        raise UserError(f"proxy resolution needs positive resolutions, got proxy {proxy!r}, base {base_resolution!r}")
+    return max(minimum, math.floor(proxy * resolution / base_resolution + 0.5))
+
+
 @dataclass(frozen=True)
 class Candidate:
     alpha: float
@@ -54,8 +78,9 @@ class Candidate:
     gamma: float
     nominal: float  # alpha * beta**2 * gamma**2
     cost_ratio: float  # cost of the phi = 1 model / cost of the base
-    score: float | None  # the scorer's value for the phi = 1 model, None without a scorer
+    score: float | None  # the scorer's value for the phi = 1 model; None: not scored, or failed
     spec: ModelSpec  # the phi = 1 model
+    scored: bool = False  # the scorer was asked about this network (score None: it failed)
 
 
 @dataclass(frozen=True)
@@ -67,6 +92,12 @@ class SearchResult:
     target: float
     tolerance: float
     scored: bool  # False: ranked by closeness of the cost ratio to the target only
+    feasible_networks: int = 0  # distinct networks among the feasible triples
+    scored_networks: int = 0  # distinct networks passed to the scorer
+    failed_networks: int = 0  # of those, the ones whose score is None
+
+
+Scores = Callable[[Sequence[ModelSpec]], Sequence["float | None"]]
 
 
 def search_coefficients(
@@ -79,6 +110,8 @@ def search_coefficients(
     target: float = DEFAULT_TARGET,
     tolerance: float = DEFAULT_TOLERANCE,
     score: Callable[[ModelSpec], float] | None = None,
+    score_many: Scores | None = None,
+    max_scored: int | None = None,
     resolution_divisor: int = RESOLUTION_DIVISOR,
     progress: Callable[[int, int], None] | None = None,
 ) -> SearchResult:
@@ -87,6 +120,13 @@ def search_coefficients(
         raise UserError(f"target cost ratio must be a positive number, got {target!r}")
     if not math.isfinite(tolerance) or tolerance < 0:
         raise UserError(f"tolerance must be a number >= 0, got {tolerance!r}")
+    if score is not None and score_many is not None:
+        raise TypeError("give score or score_many, not both")
+    if max_scored is not None and (isinstance(max_scored, bool) or not isinstance(max_scored, int) or max_scored < 1):
+        raise UserError(f"the number of networks to score must be a whole number >= 1, got {max_scored!r}")
+    if score is not None:
+        def score_many(specs, score=score):
+            return [score(spec) for spec in specs]
     base_cost = float(cost(base))
     if not base_cost > 0:
         raise UserError(f"the cost of the base model '{base.name}' is {base_cost!r}; it must be positive")
@@ -108,15 +148,33 @@ def search_coefficients(
             feasible.append((key, alpha, beta, gamma, ratio, spec))
         if progress:
             progress(i + 1, len(triples))
-    scores: dict[tuple, float] = {}
-    candidates = []
-    for key, alpha, beta, gamma, ratio, spec in feasible:
-        if score is not None and key not in scores:
-            scores[key] = float(score(spec))
-        candidates.append(Candidate(alpha, beta, gamma, nominal_cost_factor(alpha, beta, gamma), ratio,
-                                    scores.get(key), spec))
-    # Triples that round to the same network tie on cost; the one whose nominal factor is nearest the
-    # target then comes first, so the listed coefficients also mean what they say before rounding.
-    candidates.sort(key=lambda c: (0.0 if c.score is None else -c.score, abs(c.cost_ratio - target),
-                                   abs(c.nominal - target), c.alpha, c.beta, c.gamma))
-    return SearchResult(tuple(candidates), len(triples), len(costs), base_cost, target, tolerance, score is not None)
+
+    def closeness(alpha, beta, gamma, ratio):
+        # Triples that round to the same network tie on cost; the one whose nominal factor is nearest
+        # the target then comes first, so the listed coefficients also mean what they say before rounding.
+        return abs(ratio - target), abs(nominal_cost_factor(alpha, beta, gamma) - target), alpha, beta, gamma
+
+    networks: dict[tuple, tuple] = {}  # one representative per distinct network: its closest triple
+    for key, alpha, beta, gamma, ratio, spec in sorted(feasible, key=lambda f: closeness(*f[1:5])):
+        networks.setdefault(key, (spec, closeness(alpha, beta, gamma, ratio)))
+    scores: dict[tuple, float | None] = {}
+    if score_many is not None and networks:
+        chosen = sorted(networks, key=lambda k: networks[k][1])[:max_scored]
+        values = list(score_many([networks[k][0] for k in chosen]))
+        if len(values) != len(chosen):
+            raise ValueError(f"the scorer returned {len(values)} values for {len(chosen)} networks")
+        for key, value in zip(chosen, values):
+            value = None if value is None else float(value)
+            scores[key] = value if value is not None and math.isfinite(value) else None
+    candidates = [Candidate(alpha, beta, gamma, nominal_cost_factor(alpha, beta, gamma), ratio, scores.get(key),
+                            spec, key in scores)
+                  for key, alpha, beta, gamma, ratio, spec in feasible]
+
+    def rank(c: Candidate):
+        group = 0 if c.score is not None else 2 if c.scored else 1  # scored, not scored, failed
+        return (group, -(c.score or 0.0), *closeness(c.alpha, c.beta, c.gamma, c.cost_ratio))
+
+    candidates.sort(key=rank)
+    return SearchResult(tuple(candidates), len(triples), len(costs), base_cost, target, tolerance,
+                        score_many is not None, len(networks), len(scores),
+                        sum(v is None for v in scores.values()))

@@ -13,7 +13,7 @@ from search_space import REGISTRY, UserError, count_macs, count_params, model_co
 from search_space.registry import EDGETPU_COEFFICIENTS, EFFICIENTNET_COEFFICIENTS
 from scaling import (
     DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_GAMMA, apply_preset, grid, nominal_cost_factor, phi_dropout,
-    phi_resolution, scale_phi, scale_spec, search_coefficients,
+    phi_resolution, proxy_resolution, scale_phi, scale_spec, search_coefficients,
 )
 
 S = REGISTRY["efficientnet-edgetpu-S"]
@@ -187,6 +187,107 @@ def test_search_ranks_by_the_callers_scorer_and_scores_each_network_once():
     assert scores == sorted(scores, reverse=True)
     assert len(calls) == len({tuple(layers) for layers in calls})  # no network scored twice
     assert result.candidates[0].spec.resolution == max(c.spec.resolution for c in result.candidates)
+
+
+def _network(spec):
+    return tuple(spec.layers())
+
+
+def test_score_many_is_called_once_with_the_networks_closest_to_the_target_first():
+    calls = []
+
+    def score_many(specs):  # prefers the highest resolution, then the widest: not the cost order
+        calls.append(list(specs))
+        return [spec.resolution + spec.width for spec in specs]
+
+    plain = search_coefficients(S, count_macs, alphas=SMALL_GRID, betas=SMALL_GRID, gammas=SMALL_GRID)
+    result = search_coefficients(S, count_macs, alphas=SMALL_GRID, betas=SMALL_GRID, gammas=SMALL_GRID,
+                                 score_many=score_many)
+    assert len(calls) == 1
+    (specs,) = calls
+    networks = {_network(c.spec) for c in plain.candidates}
+    assert len(specs) == len(networks) == result.feasible_networks == result.scored_networks
+    assert {_network(s) for s in specs} == networks  # every distinct feasible network, once
+    base = count_macs(S)
+    gaps = [abs(count_macs(s) / base - 2.0) for s in specs]
+    assert gaps == sorted(gaps)  # the closest to the target first (a parallel runner starts those first)
+    assert result.scored and result.failed_networks == 0
+    assert all(c.scored and c.score == c.spec.resolution + c.spec.width for c in result.candidates)
+    keys = [(-c.score, abs(c.cost_ratio - 2.0)) for c in result.candidates]
+    assert keys == sorted(keys)  # by score, then by closeness of the ratio
+    assert [c.alpha for c in result.candidates] != [c.alpha for c in plain.candidates] or \
+        [c.gamma for c in result.candidates] != [c.gamma for c in plain.candidates]  # the score changed the order
+
+
+def test_max_scored_scores_the_closest_networks_and_lists_the_rest_after_them():
+    seen = []
+
+    def score_many(specs):
+        seen.extend(specs)
+        return [float(-i) for i in range(len(specs))]  # the closest network scores best
+
+    plain = search_coefficients(S, count_macs, alphas=SMALL_GRID, betas=SMALL_GRID, gammas=SMALL_GRID)
+    closest = []
+    for c in plain.candidates:  # distinct networks in order of closeness
+        if _network(c.spec) not in closest:
+            closest.append(_network(c.spec))
+    assert len(closest) > 3
+    result = search_coefficients(S, count_macs, alphas=SMALL_GRID, betas=SMALL_GRID, gammas=SMALL_GRID,
+                                 score_many=score_many, max_scored=3)
+    assert [_network(s) for s in seen] == closest[:3]
+    assert (result.scored_networks, result.feasible_networks) == (3, len(closest))
+    scored = [c for c in result.candidates if c.scored]
+    rest = [c for c in result.candidates if not c.scored]
+    assert result.candidates == tuple(scored + rest)  # scored ones first
+    assert {_network(c.spec) for c in scored} == set(closest[:3])
+    assert all(c.score is None for c in rest) and rest
+    gaps = [abs(c.cost_ratio - 2.0) for c in rest]
+    assert gaps == sorted(gaps)
+    assert len(plain.candidates) == len(result.candidates)  # nothing dropped
+
+
+def test_failed_scores_rank_after_the_scored_and_the_unscored():
+    def score_many(specs):  # the first (closest) fails, the second gives NaN: both count as failed
+        return [None, math.nan, *[0.5] * (len(specs) - 2)]
+
+    result = search_coefficients(S, count_macs, alphas=SMALL_GRID, betas=SMALL_GRID, gammas=SMALL_GRID,
+                                 score_many=score_many, max_scored=4)
+    groups = ["scored" if c.score is not None else "failed" if c.scored else "unscored" for c in result.candidates]
+    assert groups == sorted(groups, key=["scored", "unscored", "failed"].index)
+    assert groups.count("scored") >= 2 and "failed" in groups and "unscored" in groups
+    assert result.failed_networks == 2
+    assert all(c.score is None or math.isfinite(c.score) for c in result.candidates)
+
+
+def test_scorer_errors():
+    with pytest.raises(TypeError, match="not both"):
+        search_coefficients(S, count_macs, score=lambda s: 1.0, score_many=lambda specs: [])
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(UserError, match="whole number >= 1"):
+            search_coefficients(S, count_macs, score_many=lambda specs: [1.0] * len(specs), max_scored=bad)
+    with pytest.raises(ValueError, match="returned 1 values"):
+        search_coefficients(S, count_macs, alphas=SMALL_GRID, betas=SMALL_GRID, gammas=SMALL_GRID,
+                            score_many=lambda specs: [1.0])
+
+
+def test_no_feasible_triple_means_no_scoring():
+    calls = []
+    result = search_coefficients(S, count_macs, alphas=(1.0,), betas=(1.0,), gammas=(1.0,), tolerance=0.01,
+                                 score_many=lambda specs: calls.append(specs) or [])
+    assert result.candidates == () and calls == []
+
+
+def test_proxy_resolution_keeps_gammas_effect():
+    assert proxy_resolution(224, 224, 16) == 16  # the base trains at the proxy's resolution
+    assert proxy_resolution(256, 224, 16) == 18  # 18.29: gamma 1.15 survives the 16 px proxy
+    assert proxy_resolution(240, 224, 16) == 17  # 17.14
+    assert proxy_resolution(48, 32, 16) == 24
+    assert proxy_resolution(36, 32, 16) == 18
+    assert proxy_resolution(17, 2, 1, minimum=1) == 9  # 8.5 rounds half up (round() would give 8)
+    assert proxy_resolution(112, 224, 8) == 8  # never below the minimum (4 otherwise)
+    assert proxy_resolution(300, 224, None) == 300  # no proxy resolution: the model's own
+    with pytest.raises(UserError):
+        proxy_resolution(224, 0, 16)
 
 
 def test_search_with_a_latency_like_cost_and_progress():

@@ -3,6 +3,22 @@ alpha, beta, gamma under a cost budget.
 
 The base is `--spec FILE`, `--model NAME`, or by default the newest `<runs-dir>/<run>/best.yaml` a
 search wrote, else efficientnet-edgetpu-S. Every scaled model is written as a ModelSpec YAML file.
+
+`nas scale search` lists the grid's triples whose phi = 1 model costs about `--target` times the
+base. Without `--config` they are ranked by closeness of the cost ratio to the target. With
+`--config FILE` (a search config: its `run.seed`, `proxy`, `data` and `execution` sections are used,
+the rest is only checked) each distinct feasible phi = 1 network is trained on the proxy task and the
+triples are ranked by its validation accuracy, as the paper picks alpha, beta, gamma:
+
+- only the `--max-scored N` distinct networks whose cost ratio is closest to the target are trained
+  (default 10); the rest are listed after them, not scored, and failed trainings last;
+- the proxy shrinks width by `proxy.width` (so beta still counts), keeps the depth (alpha), and
+  trains each model at `round(proxy.resolution * model resolution / base resolution)` px (at least
+  8), so gamma survives the proxy's small images; with `proxy.resolution: null`, at the model's own;
+- every model, and the base (phi = 0, trained once as a reference), uses the same seed `run.seed`,
+  so the differences come from the coefficients;
+- the jobs run in this process one at a time, or as Ray tasks (`execution: {backend: ray}`), with a
+  progress line per finished model on stderr.
 """
 
 from __future__ import annotations
@@ -17,7 +33,7 @@ from search_space import REGISTRY, ModelSpec, UserError, count_macs, get_spec, m
 from search_space.registry import load_spec_file
 from scaling import (
     DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_GAMMA, DEFAULT_GRID, PRESETS, RESOLUTION_DIVISOR, apply_preset, grid,
-    nominal_cost_factor, scale_phi, search_coefficients,
+    nominal_cost_factor, proxy_resolution, scale_phi, search_coefficients,
 )
 from scaling.search import DEFAULT_TARGET, DEFAULT_TOLERANCE
 
@@ -27,6 +43,7 @@ from nas.report import FORMATS, format_rows
 DEFAULT_BASE = "efficientnet-edgetpu-S"
 DEFAULT_RUNS_DIR = "runs"
 DEFAULT_LATENCY = "sim"
+DEFAULT_MAX_SCORED = 10
 
 
 # Parsing: values are read here, not by argparse, so a bad one is a one-line UserError (exit 2).
@@ -183,6 +200,75 @@ def _scale(args: argparse.Namespace) -> int:
 
 # nas scale search
 
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class ProxyScorer:
+    """`score_many` for `search_coefficients`: the base and the given phi = 1 models trained on the
+    config's proxy task (see the module docstring), their outcomes kept for the table."""
+
+    def __init__(self, config, base: ModelSpec):
+        self.config, self.base = config, base
+        self.base_outcome = None  # ProxyResult, or the error in one line
+        self.outcomes: dict[tuple, tuple[int, object]] = {}  # network -> (proxy px, outcome)
+        self.wall_s = 0.0
+
+    def resolution(self, spec: ModelSpec) -> int:
+        return proxy_resolution(spec.resolution, self.base.resolution, self.config.proxy.resolution)
+
+    def outcome(self, spec: ModelSpec) -> tuple[int, object]:
+        """(proxy px, outcome or None when not trained) of a phi = 1 model."""
+        return self.outcomes.get(tuple(spec.layers()), (self.resolution(spec), None))
+
+    def _label(self, spec: ModelSpec) -> str:
+        prefix = f"{self.base.name}-"
+        return spec.name[len(prefix):] if spec.name.startswith(prefix) else spec.name
+
+    def where(self) -> str:
+        execution = self.config.execution
+        if not execution.ray:
+            return "locally, one at a time"
+        at_once = f"at most {execution.max_concurrent} at once" if execution.max_concurrent else "as many as fit"
+        return f"as Ray tasks ({execution.address}), {at_once}"
+
+    def __call__(self, specs) -> list[float | None]:
+        from nas import proxy_jobs
+
+        config, seed = self.config, self.config.run.seed
+        models = [self.base, *specs]
+        jobs = [proxy_jobs.ProxyJob(spec, self.resolution(spec), seed) for spec in models]
+        labels = ["base (phi = 0)", *(self._label(spec) for spec in specs)]
+        proxy = config.proxy
+        _err(f"proxy-training the base and {len(specs)} phi = 1 network(s) {self.where()}: width x{proxy.width:g}, "
+             f"{proxy.epochs} epoch(s), data '{config.data.source}', seed {seed}, base at {jobs[0].resolution} px")
+        if config.execution.ray:
+            from nas.ray_backend import connect
+
+            connect(config.execution, say=_err)  # its line on stderr; run_jobs then reuses the connection
+        started = time.monotonic()
+        in_order = not config.execution.ray  # Ray's jobs finish in any order, and run_jobs says not which
+
+        def progress(done: int, total: int, outcome) -> None:
+            elapsed = time.monotonic() - started
+            which = f"{labels[done - 1]}  {jobs[done - 1].resolution} px" if in_order else "finished"
+            body = f"FAILED ({outcome[:100]})" if isinstance(outcome, str) else \
+                f"acc {outcome.accuracy:.4f}  {outcome.seconds:.1f} s"
+            _err(f"proxy {done}/{total}  {which}  {body}  ETA {_duration(elapsed / done * (total - done))}")
+
+        outcomes = proxy_jobs.run_jobs(config, jobs, progress)
+        self.wall_s = time.monotonic() - started
+        self.base_outcome = outcomes[0]
+        for spec, job, outcome in zip(specs, jobs[1:], outcomes[1:]):
+            self.outcomes[tuple(spec.layers())] = (job.resolution, outcome)
+        return [None if isinstance(o, str) else o.accuracy for o in outcomes[1:]]
+
+
 def _search(args: argparse.Namespace) -> int:
     if args.cost not in ("macs", "latency"):
         raise UserError(f"unknown cost '{args.cost}' (known: macs, latency)")
@@ -192,10 +278,18 @@ def _search(args: argparse.Namespace) -> int:
         raise UserError(f"--tolerance must be >= 0, got {args.tolerance}")
     divisor = _whole("--resolution-divisor", args.resolution_divisor)
     top = _whole("--top", args.top)
+    if args.max_scored is not None and not args.config:
+        raise UserError("--max-scored needs --config FILE (without a config nothing is trained)")
+    max_scored = _whole("--max-scored", args.max_scored) if args.max_scored is not None else DEFAULT_MAX_SCORED
     common = _grid("--grid", args.grid) if args.grid else DEFAULT_GRID
     alphas = _grid("--alpha-grid", args.alpha_grid) if args.alpha_grid else common
     betas = _grid("--beta-grid", args.beta_grid) if args.beta_grid else common
     gammas = _grid("--gamma-grid", args.gamma_grid) if args.gamma_grid else common
+    config = None
+    if args.config:
+        from nas.config import load_config
+
+        config = load_config(args.config)
     base, origin = resolve_base(args)
     if args.cost == "latency":
         latency, _ = _latency_model(args.latency, required=True)
@@ -203,6 +297,7 @@ def _search(args: argparse.Namespace) -> int:
     else:
         cost, unit = count_macs, "MACs"
     total = len(alphas) * len(betas) * len(gammas)
+    scorer = ProxyScorer(config, base) if config is not None else None
 
     started = last = time.monotonic()
 
@@ -215,24 +310,51 @@ def _search(args: argparse.Namespace) -> int:
             print(f"costed {done}/{of} triples, about {eta:.0f} s left", file=sys.stderr)
 
     result = search_coefficients(base, cost, alphas=alphas, betas=betas, gammas=gammas, target=target,
-                                 tolerance=tolerance, resolution_divisor=divisor, progress=progress)
-    rows = [{
-        "rank": i + 1, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma,
-        "alpha*beta^2*gamma^2": round(c.nominal, 4), f"{'MACs' if args.cost == 'macs' else 'latency'} ratio":
-        round(c.cost_ratio, 4), "width": c.spec.width, "depth": c.spec.depth, "resolution": c.spec.resolution,
-    } for i, c in enumerate(result.candidates)]
+                                 tolerance=tolerance, resolution_divisor=divisor, progress=progress,
+                                 score_many=scorer, max_scored=max_scored if scorer else None)
+    rows = []
+    for i, c in enumerate(result.candidates):
+        row = {
+            "rank": i + 1, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma,
+            "alpha*beta^2*gamma^2": round(c.nominal, 4), f"{'MACs' if args.cost == 'macs' else 'latency'} ratio":
+            round(c.cost_ratio, 4), "width": c.spec.width, "depth": c.spec.depth, "resolution": c.spec.resolution,
+        }
+        if scorer is not None:
+            px, outcome = scorer.outcome(c.spec)
+            ok = outcome is not None and not isinstance(outcome, str)
+            row.update({"proxy px": px, "accuracy": round(outcome.accuracy, 4) if ok else None,
+                        "proxy_s": round(outcome.seconds, 1) if ok else None,
+                        "status": "scored" if ok else "failed" if c.scored else "not scored"})
+        rows.append(row)
     _say(args, f"base: {base.name} ({origin}), resolution {base.resolution}")
     _say(args, f"{len(rows)} of {total} triples feasible: {unit} of the phi = 1 model within "
                f"{tolerance:.0%} of {target:g}x the base's ({result.costed} distinct networks costed)")
-    _say(args, f"ranked by closeness of the {unit} ratio to {target:g}: no accuracy scorer was used "
-               f"(the CLI has none yet; pass score= to scaling.search_coefficients)")
+    if scorer is None:
+        _say(args, f"ranked by closeness of the {unit} ratio to {target:g}: no accuracy scorer was used "
+                   f"(give --config FILE to rank by the proxy-task accuracy of each phi = 1 model)")
     if not rows:
         raise UserError(f"none of the {total} triples gives a {unit} ratio within {tolerance:.0%} of {target:g}; "
                         f"widen --tolerance or the grid")
+    if scorer is not None:
+        trained = result.scored_networks
+        _say(args, f"ranked by proxy accuracy of the phi = 1 model: {trained} of {result.feasible_networks} distinct "
+                   f"feasible networks trained (the {unit} ratio closest to {target:g}; --max-scored {max_scored}), "
+                   f"{result.failed_networks} failed, in {scorer.wall_s:.0f} s ({scorer.wall_s / (trained + 1):.1f} s "
+                   f"per network, the base included); ties go to the ratio closest to {target:g}")
+        base_px = scorer.resolution(base)
+        if isinstance(scorer.base_outcome, str):
+            _say(args, f"base (phi = 0) proxy training failed at {base_px} px: {scorer.base_outcome}")
+        else:
+            _say(args, f"base (phi = 0) proxy accuracy: {scorer.base_outcome.accuracy:.4f} at {base_px} px "
+                       f"({scorer.base_outcome.seconds:.1f} s)")
     if args.output:
         _say(args, f"wrote all feasible triples to {write_text(args.output, format_rows(rows, 'csv'))}")
     print(format_rows(rows[:top], args.format), end="")
     best = result.candidates[0]
+    if scorer is not None and best.score is None:
+        _err(f"nas: error: none of the {result.scored_networks} proxy trainings succeeded (see the progress lines); "
+             f"no triple could be ranked by accuracy")
+        return 1
     _say(args, f"scale with: nas scale --phi 1 --alpha {best.alpha:g} --beta {best.beta:g} --gamma {best.gamma:g}"
                + (f" --resolution-divisor {divisor}" if divisor != RESOLUTION_DIVISOR else ""))
     return 0
@@ -271,8 +393,22 @@ def register(commands) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
     search = actions.add_parser(
         "search", help="grid-search alpha, beta, gamma so the phi = 1 model costs about target x the base",
-        description="EfficientNet's step one: list the (alpha, beta, gamma) on a grid whose phi = 1 model costs "
-                    "about --target times the base (MACs or latency), ranked.")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="EfficientNet's step one: list the (alpha, beta, gamma) on a grid whose phi = 1 model costs\n"
+                    "about --target times the base (MACs or latency), ranked.\n\n"
+                    "Without --config: ranked by closeness of the cost ratio to the target.\n"
+                    "With --config FILE (a search config; its run.seed, proxy, data and execution sections are\n"
+                    "used): ranked by the proxy-task validation accuracy of each phi = 1 model.\n"
+                    "  - the --max-scored N distinct feasible networks whose cost ratio is closest to the target\n"
+                    f"    are trained (default {DEFAULT_MAX_SCORED}); the rest follow unscored, failed trainings last\n"
+                    "  - the proxy keeps depth (alpha), multiplies width (beta) by proxy.width and trains each\n"
+                    "    model at round(proxy.resolution * resolution / base resolution) px (at least 8), so\n"
+                    "    gamma counts; proxy.resolution null: the model's own resolution\n"
+                    "  - the same seed (run.seed) for every model; the base (phi = 0) is trained once as a\n"
+                    "    reference and its accuracy printed\n"
+                    "  - locally one at a time, or as Ray tasks (execution: {backend: ray, max_concurrent: N});\n"
+                    "    a progress line per finished model on stderr\n"
+                    "  - columns gain proxy px, accuracy, proxy_s and status (scored | not scored | failed)")
     _base_options(search)
     search.add_argument("--cost", default="macs", metavar="macs|latency", help="cost measure (default: macs)")
     search.add_argument("--latency", metavar="SOURCE", help=f"latency model for --cost latency (default "
@@ -284,6 +420,13 @@ def register(commands) -> None:
     search.add_argument("--alpha-grid", metavar="GRID", help="grid for alpha (LO:HI:STEP, a,b,c or one value)")
     search.add_argument("--beta-grid", metavar="GRID", help="grid for beta")
     search.add_argument("--gamma-grid", metavar="GRID", help="grid for gamma")
+    search.add_argument("--config", metavar="FILE",
+                        help="search config (e.g. experiments/edgetpu.yaml): rank by the proxy accuracy of each "
+                             "phi = 1 model, trained per its proxy, data and execution sections")
+    search.add_argument("--max-scored", metavar="N", default=None,
+                        help=f"with --config: train only the N distinct feasible networks closest to the target "
+                             f"cost (default {DEFAULT_MAX_SCORED}); the rest are listed unscored")
     search.add_argument("--top", default="20", help="rows to print (default 20)")
-    search.add_argument("-o", "--output", metavar="FILE.csv", help="write every feasible triple as CSV")
+    search.add_argument("-o", "--output", metavar="FILE.csv",
+                        help="write every feasible triple as CSV (with --config: with its accuracy)")
     search.set_defaults(run=_search)
