@@ -19,8 +19,8 @@ measure the statistics' lag rather than the architecture.
 
 Data: the training images come from the in-memory arrays (the default; normalised once per
 mean/std and cached) or, for a streamed data set (`data.stream`), from `TrainStream.batches`, a
-tf.data pipeline over the TFRecords that yields already normalised batches in an order fixed by the
-seed. Both feed the same step function with the same learning-rate schedule; a streamed data set
+tf.data pipeline over the TFRecords that yields uint8 batches in an order fixed by the seed,
+normalised here by the same float32 arithmetic on the training device. Both feed the same step function with the same learning-rate schedule; a streamed data set
 recalibrates batch norm on its fixed first training records and normalises validation batch by
 batch (a 224-px float copy of 50K validation images would take 30 GB).
 
@@ -108,10 +108,12 @@ class ProxyTask:
             yield tf.constant(x_train[idx]), tf.constant(y_train[idx])
 
     def _stream_batches(self, spec: ModelSpec, batch: int, steps: int, seed: int, epoch: int, deterministic: bool):
-        """One epoch of streamed batches; a file that cannot be read is the data's fault (ConfigError)."""
+        """One epoch of streamed batches, normalised as `normalize` does but by TensorFlow on the
+        training device (the stream moves uint8); unreadable records are the data's fault (ConfigError)."""
         import tensorflow as tf
 
-        batches = iter(self.data.stream.batches(batch, seed, epoch, spec.mean, spec.std, deterministic))
+        mean, std = (tf.constant(np.asarray(v, np.float32)) for v in (spec.mean, spec.std))
+        batches = iter(self.data.stream.batches(batch, seed, epoch, deterministic))
         for s in range(steps):
             try:
                 images, labels = next(batches)
@@ -120,7 +122,7 @@ class ProxyTask:
             except StopIteration:
                 raise ConfigError(f"data.path: the training records ended after {s} of {steps} batches "
                                   f"(did the files change after they were counted?)") from None
-            yield images, labels
+            yield (tf.cast(images, tf.float32) - mean) / std, labels
 
     def evaluate(self, spec: ModelSpec, seed: int, epochs: int | None = None) -> ProxyResult:
         """Train `spec` (shrunk) for the proxy's epochs, or `epochs` (a Hyperband rung), and validate."""
