@@ -22,9 +22,12 @@ import nas.commands
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # What TensorFlow's native libraries print on import whatever TF_CPP_MIN_LOG_LEVEL says (absl has not
 # been initialised yet, and the CUDA probe logs at info level): noise above a user's one-line error.
+# Ray's client retries a refused connection for about 20 s, a warning line a second; the one-line
+# error that follows says what to do.
 NATIVE_NOISE = re.compile(
     rb"^(WARNING: All log messages before absl::InitializeLog\(\)|[IWE]\d{4} [\d:. ]+\d+ "
-    rb"(cudart_stub|cuda_\w+|cpu_feature_guard|port)\.cc:\d+\])"
+    rb"(cudart_stub|cuda_\w+|cpu_feature_guard|port)\.cc:\d+\]"
+    rb"|\[[\d-]+ [\d:,]+ [IW] \d+ \d+\] gcs_client\.cc:\d+: Failed to get cluster ID)"
 )
 
 

@@ -80,6 +80,10 @@ def connect(execution: ExecutionConfig, say=print) -> None:
         else:
             ray.init(address=execution.address, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
+        if "AuthToken" in _causes(exc):
+            raise UserError(f"execution.address: the Ray cluster at {execution.address} wants its token: set "
+                            f"RAY_AUTH_MODE=token and give the token (~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or "
+                            f"RAY_AUTH_TOKEN)") from None
         if execution.address == AUTO_ADDRESS:
             raise UserError("execution.address: 'auto' found no running Ray cluster on this node; start one "
                             "with `ray start --head`, or use address: local") from None
@@ -89,6 +93,15 @@ def connect(execution: ExecutionConfig, say=print) -> None:
     resources = ray.cluster_resources()
     say(f"Ray cluster: {len(_alive_nodes())} node(s), {resources.get('CPU', 0):g} CPU, "
         f"{resources.get('GPU', 0):g} GPU")
+
+
+def _causes(exc: BaseException) -> str:
+    """The messages of an exception and of everything it was raised from."""
+    texts = []
+    while exc is not None and len(texts) < 10:
+        texts.append(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    return " ".join(texts)
 
 
 def _check_reachable(host: str, port: int, address: str) -> None:

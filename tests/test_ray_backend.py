@@ -23,9 +23,9 @@ OUTPUTS = {"config.yaml", "journal.jsonl", "trials.csv", "best.yaml", "top", "pa
            "controller.json"}
 
 
-def nas(*argv, cwd: Path, timeout: float = 540) -> subprocess.CompletedProcess:
+def nas(*argv, cwd: Path, timeout: float = 540, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "nas", *map(str, argv)], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, start_new_session=True)
+                          text=True, timeout=timeout, start_new_session=True, env={**os.environ, **(env or {})})
 
 
 def start_nas(*argv, cwd: Path) -> subprocess.Popen:
@@ -45,7 +45,8 @@ def wait_for(condition, timeout: float, what: str, process: subprocess.Popen | N
     deadline = time.monotonic() + timeout
     while not condition():
         if process is not None and process.poll() is not None:
-            pytest.fail(f"the driver exited ({process.returncode}) before {what}: {process.stdout.read()[-3000:]}")
+            output = process.stdout.read()[-3000:] if process.stdout else ""
+            pytest.fail(f"the process exited ({process.returncode}) before {what}: {output}")
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.5)
@@ -156,6 +157,35 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_search_joins_a_cluster_started_with_ray_start(tmp_path):
+    """The multi-node path: a head started by `ray start --head`, the search joining it by address."""
+    port = _free_port()
+    ray_cli = Path(sys.executable).with_name("ray")
+    log = tmp_path / "head.log"
+    with open(log, "w") as out:
+        head = subprocess.Popen([str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=2",
+                                 "--include-dashboard=false", "--disable-usage-stats", "--block"],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    try:
+        wait_for(lambda: "Ray runtime started" in log.read_text(), 120, "the head node", head)
+        config = write_config(tmp_path / "tiny.yaml", tiny_config(
+            run={"trials": 2}, execution={"backend": "ray", "address": f"127.0.0.1:{port}", "max_concurrent": 2}))
+        # `ray start` turns Ray's token authentication on: a driver without the token gets one line
+        refused = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path,
+                      env={"RAY_AUTH_MODE": "disabled"})
+        done = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path,
+                   env={"RAY_AUTH_MODE": "token"})
+    finally:
+        kill_group(head)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "wants its token: set RAY_AUTH_MODE=token" in refused.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"on Ray (127.0.0.1:{port})" in done.stdout and "Ray cluster: 1 node(s), 2 CPU" in done.stdout
+    assert sorted(r["trial"] for r in journal(tmp_path / "runs" / "tiny")) == [0, 1]
+
 
 
 @pytest.mark.parametrize("execution, fragments", [
