@@ -164,7 +164,8 @@ def test_search_by_latency(capsys, macs_latency):
     (["scale", "search", "--max-scored", "3"], "--max-scored needs --config FILE"),
     (["scale", "search", "--config", "{tmp}/missing.yaml"], "config file '{tmp}/missing.yaml' does not exist"),
     (["scale", "search", "--config", "{tmp}/wrong.yaml"], "blocks: unknown section"),
-    (["scale", "search", "--config", "{tmp}/cfg.yaml", "--grid", "1.0", "--tolerance", "0.01"], "none of the 1 triples"),
+    (["scale", "search", "--config", "{tmp}/cfg.yaml", "--grid", "1.0", "--tolerance", "0.01"],
+     "none of the 1 triples"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
