@@ -53,19 +53,25 @@ def run_job(config: SearchConfig, job: ProxyJob) -> JobOutcome:
         return one_line(exc)
 
 
+Progress = Callable[[int, int, int, JobOutcome], None]  # (done, total, the job's index, its outcome)
+
+
 def run_jobs(config: SearchConfig, jobs: list[ProxyJob],
-             progress: Callable[[int, int, JobOutcome], None] = lambda done, total, outcome: None) -> list[JobOutcome]:
-    """Every job's outcome, in the jobs' order; `progress(done, total, outcome)` as each finishes."""
+             progress: Progress = lambda done, total, index, outcome: None) -> list[JobOutcome]:
+    """Every job's outcome, in the jobs' order; `progress(...)` as each finishes (on Ray, in any order)."""
     if config.execution.ray:
         return _run_on_ray(config, jobs, progress)
     outcomes = []
-    for job in jobs:
+    for index, job in enumerate(jobs):
         outcomes.append(run_job(config, job))
-        progress(len(outcomes), len(jobs), outcomes[-1])
+        progress(len(outcomes), len(jobs), index, outcomes[-1])
     return outcomes
 
 
 def _remote_job(config: SearchConfig, job: ProxyJob) -> JobOutcome | tuple[str, str]:
+    from nas.ray_backend import limit_threads
+
+    limit_threads(config.execution.resources_per_trial.cpu)
     try:
         return run_job(config, job)
     except UserError as exc:  # the data is missing on that node, ...: stop, don't retry
@@ -104,5 +110,5 @@ def _run_on_ray(config: SearchConfig, jobs: list[ProxyJob], progress) -> list[Jo
             raise UserError(outcome[1])
         outcomes[index] = outcome
         done += 1
-        progress(done, len(jobs), outcome)
+        progress(done, len(jobs), index, outcome)
     return outcomes

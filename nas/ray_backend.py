@@ -76,7 +76,8 @@ def connect(execution: ExecutionConfig, say=print) -> None:
     try:
         if execution.address == LOCAL_ADDRESS:
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            ray.init(num_cpus=os.cpu_count(), **options)
+            # address="local": a cluster of our own, even when `ray start` left one running here
+            ray.init(address="local", num_cpus=os.cpu_count(), **options)
         else:
             ray.init(address=execution.address, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -135,20 +136,25 @@ def _check_resources(execution: ExecutionConfig) -> None:
 _RUNNERS: dict[str, Any] = {}  # per worker process: the proxy's data is loaded once per config
 
 
+def limit_threads(cpus: float) -> None:
+    """One trial per `cpus` cores: TensorFlow must not spread over the whole node."""
+    threads = max(1, int(cpus))
+    try:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+    except RuntimeError:
+        pass  # this worker already ran TensorFlow: its pools are fixed
+
+
 def _worker_runner(config_yaml: str, cpus: float):
     if config_yaml not in _RUNNERS:
         import yaml
 
         from nas.trial_runner import TrialRunner
 
-        threads = max(1, int(cpus))
-        try:  # one trial per `cpus` cores: TensorFlow must not spread over the whole node
-            import tensorflow as tf
-
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
-        except RuntimeError:
-            pass  # this worker already ran TensorFlow: its pools are fixed
+        limit_threads(cpus)
         _RUNNERS.clear()
         _RUNNERS[config_yaml] = TrialRunner(config_from_dict(yaml.safe_load(config_yaml)), say=lambda line: None)
     return _RUNNERS[config_yaml]

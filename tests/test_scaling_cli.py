@@ -202,7 +202,7 @@ class FakeProxy:
     def accuracy(job) -> float:
         return round(0.3 + job.resolution / 100 + job.spec.width / 20 - job.spec.depth / 50, 4)
 
-    def __call__(self, config, jobs, progress=lambda done, total, outcome: None):
+    def __call__(self, config, jobs, progress=lambda done, total, index, outcome: None):
         from nas.proxy import ProxyResult
 
         self.calls.append((config, list(jobs)))
@@ -211,7 +211,7 @@ class FakeProxy:
             outcome = (f"training loss became nan at step 3 of 44 (job {i})" if i in self.fail_at
                        else ProxyResult(self.accuracy(job), 1.0, 2.5))
             outcomes.append(outcome)
-            progress(i + 1, len(jobs), outcome)
+            progress(i + 1, len(jobs), i, outcome)
         return outcomes
 
 
@@ -340,11 +340,10 @@ def test_scored_search_on_a_local_ray_cluster(tmp_path):
     config = write_config(tmp_path / "tiny-ray.yaml",
                           tiny_config(execution={"backend": "ray", "max_concurrent": 2}))
     base = _tiny_base(tmp_path)
-    # A cluster of its own: the subprocess's own session (killable as a group), and RAY_ADDRESS=local so
-    # that a `ray start` cluster someone else runs on this machine is not joined instead.
+    # A cluster of its own (address: local), in the subprocess's own session (killable as a group).
     done = subprocess.run([sys.executable, "-m", "nas", "scale", "search", "--spec", str(base), "--config",
                            str(config), *TINY_GRID], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          start_new_session=True, env={**os.environ, "RAY_ADDRESS": "local"})
+                          start_new_session=True)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = _csv(done.stdout)
     scored = _check_tiny_rows(rows)

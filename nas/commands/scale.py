@@ -254,11 +254,10 @@ class ProxyScorer:
 
             connect(config.execution, say=_err)  # its line on stderr; run_jobs then reuses the connection
         started = time.monotonic()
-        in_order = not config.execution.ray  # Ray's jobs finish in any order, and run_jobs says not which
 
-        def progress(done: int, total: int, outcome) -> None:
+        def progress(done: int, total: int, index: int, outcome) -> None:
             elapsed = time.monotonic() - started
-            which = f"{labels[done - 1]}  {jobs[done - 1].resolution} px" if in_order else "finished"
+            which = f"{labels[index]}  {jobs[index].resolution} px"
             body = f"FAILED ({outcome[:100]})" if isinstance(outcome, str) else \
                 f"acc {outcome.accuracy:.4f}  {outcome.seconds:.1f} s"
             _err(f"proxy {done}/{total}  {which}  {body}  ETA {_duration(elapsed / done * (total - done))}")

@@ -51,7 +51,8 @@ def describe(config: SearchConfig, samples: int) -> str:
               f"reward: {config.reward.describe(target_ms)}",
               f"controller: {config.controller}" + (f" ({options})" if options else ""),
               f"budget: {config.run.trials} trials, seed {config.run.seed}; proxy: {resolution} px, width "
-              f"x{config.proxy.width:g}, {config.proxy.epochs} epoch(s), data '{config.data.source}'", "",
+              f"x{config.proxy.width:g}, {config.proxy.epochs} epoch(s), data '{config.data.source}'",
+              f"execution: {_execution_text(config)}", "",
               f"{samples} random samples (seed {config.run.seed}):"]
     rng = random.Random(config.run.seed)
     rows = []
@@ -63,6 +64,15 @@ def describe(config: SearchConfig, samples: int) -> str:
                      "latency (ms)": round(latency_model.predict_ms(spec), 3), "blocks": " ".join(spec.block_strings)})
     lines.append(format_rows(rows, "table").rstrip())
     return "\n".join(lines) + "\n"
+
+
+def _execution_text(config: SearchConfig) -> str:
+    e = config.execution
+    if not e.ray:
+        return "local, one trial at a time"
+    flight = f"{e.max_concurrent} trial(s)" if e.max_concurrent else "as many trials as fit"
+    return (f"Ray at {e.address}, {flight} in flight, {e.resources_per_trial.cpu:g} CPU and "
+            f"{e.resources_per_trial.gpu:g} GPU each, {e.max_failures} retries")
 
 
 def _config(args: argparse.Namespace) -> tuple[SearchConfig, Path]:
