@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 from nas.controllers.base import Controller
 from nas.controllers.evolution import EvolutionController
+from nas.controllers.keras_tuner import KERAS_TUNER_CONTROLLERS
 from nas.controllers.mnas import MnasController
 from nas.controllers.random_search import RandomController
 from nas.controllers.reinforce import ReinforceController
@@ -22,8 +23,8 @@ def register_controller(cls: type[Controller]) -> type[Controller]:
     return cls
 
 
-for _cls in (MnasController, ReinforceController, EvolutionController, RandomController):
-    register_controller(_cls)
+for _cls in (MnasController, ReinforceController, EvolutionController, RandomController, *KERAS_TUNER_CONTROLLERS):
+    register_controller(_cls)  # the keras-tuner ones import keras-tuner (and TensorFlow) only when made
 
 
 def make_controller(name: str, cardinalities: Sequence[int], options: Any = None, seed: int = 0) -> Controller:

@@ -1,0 +1,467 @@
+"""keras-tuner's oracles as controllers: Bayesian optimisation, Hyperband and random search.
+
+The search space becomes a `keras_tuner.HyperParameters` with one `Choice` per decision that has a
+real choice (`hyperparameters`; `space_hyperparameters` builds the readable one of a `SearchSpace`,
+`stage0.kind` = 'mbconv' / 'fused_mbconv', ..., for anyone who wants keras-tuner's own tuners over
+this space). A controller owns one real keras-tuner oracle and speaks to it the way keras-tuner's
+`Tuner` does: `ask` is `oracle.create_trial`, `tell` is `update_trial({"reward": r})` then
+`end_trial` with the trial COMPLETED, objective `Objective("reward", "max")`. The reward is the
+search's reward; a failed trial arrives as the runner's `FAILED_REWARD` and is scored like any other
+(so Hyperband's rungs fill up and the oracle never stops on consecutive failures).
+
+Three registered names, one class each, rather than one `keras-tuner` controller with an `oracle:`
+switch: each oracle then has exactly its own options in the `controller:` section, so a knob of
+another oracle (`factor:` under the Bayesian one) is a config error naming the field instead of a
+setting silently ignored, and the names say which algorithm runs (`random` is already ours):
+
+    controller: {name: keras-tuner-bayesian, num_initial_points: 10, alpha: 0.0001, beta: 2.6,
+                 acquisition_restarts: 5}
+    controller: {name: keras-tuner-hyperband, max_epochs: 9, factor: 3, hyperband_iterations: 0}
+    controller: {name: keras-tuner-random}
+
+- **Bayesian** (`BayesianOptimizationOracle`): a Gaussian process (Matern 5/2) over the decisions
+  embedded in [0, 1], random proposals for the first `num_initial_points` (keras-tuner's own default
+  is 3 x the number of decisions, 108 for the default space, more than a 40-trial run; ours is 10),
+  then the minimiser of the lower confidence bound `mu - beta * sigma` of the negated reward. Stock
+  keras-tuner minimises it with 50 L-BFGS-B restarts whose gradients are finite differences, one
+  `gpr.predict` per evaluation: 36 decisions x ~40 iterations x 50 restarts is ~70,000 predictions,
+  30-80 s per proposal once the GP has a finite length scale (measured on this project's 2-core
+  machine). Two changes make it practical and leave the algorithm alone: (1) the same
+  `GaussianProcessRegressor` (keras-tuner's kernel and settings) with a `predict` that skips
+  scikit-learn's per-call input validation for a fitted model (same formula, same numbers; the
+  validation was 60-75% of a call); (2) the number of acquisition restarts as an option,
+  `acquisition_restarts`, 50 being keras-tuner's. `populate_space` is keras-tuner 1.4.8's line for
+  line apart from that count; a test checks that at 50 restarts it proposes exactly what the stock
+  oracle does.
+- **Hyperband** (`HyperbandOracle`): brackets of successive halving. A trial's `tuner/epochs` out of
+  `max_epochs` is its `budget()`, so the runner trains it for `max(1, round(budget * proxy.epochs))`
+  epochs (journaled as `extra.proxy_epochs`); set `proxy.epochs` to `max_epochs` (or a multiple) for
+  whole-epoch rungs. A promoted architecture is proposed again with a larger budget and trained
+  from scratch (the proxy keeps no checkpoints). `hyperband_iterations: 0` (the default) sweeps
+  until the run's trials are spent; with a limit, a run that outlasts it stops with a message.
+  With trials in flight, `can_ask()` is False while the oracle waits for a rung's results.
+- **Random** (`RandomSearchOracle`): uniform proposals that never repeat an architecture.
+
+Determinism and resume: the oracle's seed comes from the controller's generator; everything the
+oracle holds (its `get_state()`, which leaves the trials out, the trials themselves, the Bayesian
+oracle's random state and the data its GP was last fitted on) is in `state()`, as JSON, so a
+snapshot-loaded controller proposes exactly what the original would. The oracle writes no project
+files (its `save` is a no-op): the run directory's `controller.json` is its only persistence.
+
+keras-tuner imports TensorFlow (5-15 s): it is imported when one of these controllers is made,
+never when `nas.controllers` is imported.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import warnings
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from search_space.errors import UserError
+
+from nas.controllers.base import Controller, NoOptions
+from nas.schema import setting
+
+REWARD = "reward"  # the metric the oracles maximise: the search's reward
+RUNNING, IDLE, STOPPED, COMPLETED = "RUNNING", "IDLE", "STOPPED", "COMPLETED"  # keras-tuner's TrialStatus values
+
+
+class OracleStopped(UserError):
+    """The oracle has nothing left to propose (Hyperband's iterations are done, or no untried architecture)."""
+
+
+def _keras_tuner():
+    import keras_tuner
+
+    return keras_tuner
+
+
+# The search space as keras-tuner hyperparameters ---------------------------------------------------
+
+def decision_names(cardinalities: Sequence[int]) -> list[str]:
+    """Generic names `d00`, `d01`, ... (zero-padded so that they sort in decision order)."""
+    width = len(str(max(len(cardinalities) - 1, 0)))
+    return [f"d{i:0{width}d}" for i in range(len(cardinalities))]
+
+
+def hyperparameters(cardinalities: Sequence[int], names: Sequence[str] | None = None,
+                    values: Sequence[Sequence[Any]] | None = None):
+    """A `keras_tuner.HyperParameters` with one `Choice` per decision that has more than one option.
+
+    `names` default to `decision_names(cardinalities)` and each decision's `values` to its option
+    indices. Single-option decisions are left out (they are always option 0).
+    """
+    names = list(names) if names is not None else decision_names(cardinalities)
+    hp = _keras_tuner().HyperParameters()
+    for i, n in enumerate(cardinalities):
+        if n > 1:
+            hp.Choice(names[i], list(values[i]) if values is not None else list(range(n)))
+    return hp
+
+
+def space_hyperparameters(space):
+    """A `SearchSpace` as keras-tuner hyperparameters named `stage{i}.{decision}` with the real options.
+
+    For a keras-tuner `Tuner` over this space: in its `build(hp)`, `space.to_spec(space_decisions(space,
+    hp.values))` is the candidate. (keras-tuner stores a `skip` choice's True / False as 1 / 0.)
+    """
+    options = [list(stage.options(d)) for stage in space.stages for d in _space_decisions()]
+    return hyperparameters(space.cardinalities, space.decision_names, options)
+
+
+def space_decisions(space, values: dict[str, Any]) -> list[int]:
+    """The decision vector of keras-tuner values named as in `space_hyperparameters`."""
+    options = [list(stage.options(d)) for stage in space.stages for d in _space_decisions()]
+    out = []
+    for name, opts in zip(space.decision_names, options):
+        if len(opts) == 1:
+            out.append(0)
+        elif name not in values:
+            raise ValueError(f"no value for hyperparameter '{name}'")
+        else:
+            try:
+                out.append(opts.index(values[name]))  # True == 1: keras-tuner's 1 / 0 find True / False
+            except ValueError:
+                raise ValueError(f"hyperparameter '{name}' = {values[name]!r} is not one of {opts}") from None
+    return out
+
+
+def _space_decisions():
+    from search_space.space import DECISIONS
+
+    return DECISIONS
+
+
+# The oracles: keras-tuner's, in memory, the Bayesian one with its acquisition restarts as a knob -----
+
+@functools.lru_cache(maxsize=None)
+def oracle_classes() -> dict[str, type]:
+    """keras-tuner's three oracles, without project files; built on first use (imports keras-tuner)."""
+    import scipy.optimize
+    from scipy.linalg import solve_triangular
+    from sklearn.gaussian_process import GaussianProcessRegressor
+
+    kt = _keras_tuner()
+
+    class InMemory:
+        """No project directory: the controller's `state()` is what persists (see the module notes)."""
+
+        def save(self):
+            pass
+
+        def _save_trial(self, trial):
+            pass
+
+    class LeanGaussianProcess(GaussianProcessRegressor):
+        """scikit-learn's GP regressor; `predict` on a fitted model skips the per-call input checks.
+
+        The same formula as `GaussianProcessRegressor.predict` (Rasmussen & Williams, Alg. 2.1, with
+        `normalize_y`) for a float64 matrix and a single target; anything else goes to scikit-learn.
+        `fit` keeps its data, so a restored controller refits the GP exactly as it was.
+        """
+
+        def fit(self, X, y):
+            self.fit_data = (np.array(X, dtype=np.float64), np.array(y, dtype=np.float64))
+            return super().fit(X, y)
+
+        def predict(self, X, return_std=False, return_cov=False):
+            if (return_cov or not hasattr(self, "X_train_") or not isinstance(X, np.ndarray) or X.ndim != 2
+                    or X.dtype != np.float64 or X.shape[1] != self.X_train_.shape[1] or np.ndim(self._y_train_std)):
+                return super().predict(X, return_std=return_std, return_cov=return_cov)
+            k_trans = self.kernel_(X, self.X_train_)
+            y_mean = self._y_train_std * (k_trans @ self.alpha_) + self._y_train_mean
+            if not return_std:
+                return y_mean
+            v = solve_triangular(self.L_, k_trans.T, lower=True, check_finite=False)
+            y_var = self.kernel_.diag(X).copy()
+            y_var -= np.einsum("ij,ji->i", v.T, v)
+            y_var[y_var < 0] = 0.0  # numerical noise (scikit-learn warns here; the acquisition does not care)
+            return y_mean, np.sqrt(y_var * self._y_train_std ** 2)
+
+    class BayesianOracle(InMemory, kt.oracles.BayesianOptimizationOracle):
+        def __init__(self, *args, acquisition_restarts: int = 50, **kwargs):
+            self.acquisition_restarts = acquisition_restarts
+            super().__init__(*args, **kwargs)
+
+        def _make_gpr(self):
+            return LeanGaussianProcess(**super()._make_gpr().get_params(deep=False))
+
+        def populate_space(self, trial_id):
+            # keras-tuner 1.4.8's BayesianOptimizationOracle.populate_space, except `num_restarts`.
+            completed_trials = [t for t in self.trials.values() if t.status == "COMPLETED"]
+            dimensions = len(self.hyperparameters.space)
+            num_initial_points = self.num_initial_points or max(3 * dimensions, 3)
+            if len(completed_trials) < num_initial_points:
+                return self._random_populate_space()
+            x, y = self._vectorize_trials()
+            x = np.nan_to_num(x, posinf=0, neginf=0)
+            y = np.nan_to_num(y, posinf=0, neginf=0)
+            self.gpr.fit(x, y)
+
+            def _upper_confidence_bound(x):
+                x = x.reshape(1, -1)
+                mu, sigma = self.gpr.predict(x, return_std=True)
+                return mu - self.beta * sigma
+
+            optimal_val = float("inf")
+            optimal_x = None
+            num_restarts = self.acquisition_restarts
+            bounds = self._get_hp_bounds()
+            x_seeds = self._random_state.uniform(bounds[:, 0], bounds[:, 1], size=(num_restarts, bounds.shape[0]))
+            for x_try in x_seeds:
+                result = scipy.optimize.minimize(_upper_confidence_bound, x0=x_try, bounds=bounds, method="L-BFGS-B")
+                result_fun = result.fun if np.isscalar(result.fun) else result.fun[0]
+                if result_fun < optimal_val:
+                    optimal_val = result_fun
+                    optimal_x = result.x
+            values = self._vector_to_values(optimal_x)
+            return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
+
+    class HyperbandOracle(InMemory, kt.oracles.HyperbandOracle):
+        pass
+
+    class RandomOracle(InMemory, kt.oracles.RandomSearchOracle):
+        pass
+
+    return {"bayesian": BayesianOracle, "hyperband": HyperbandOracle, "random": RandomOracle,
+            "gp": LeanGaussianProcess}
+
+
+# The controllers -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BayesianOptions:
+    num_initial_points: int = setting(10, min=1)  # random proposals before the GP takes over
+    alpha: float = setting(1e-4, above=0.0)  # GP noise (keras-tuner's default)
+    beta: float = setting(2.6, min=0.0)  # exploration weight of the confidence bound (keras-tuner's)
+    acquisition_restarts: int = setting(5, min=1)  # L-BFGS-B starts per proposal; keras-tuner's is 50
+
+
+@dataclass(frozen=True)
+class HyperbandOptions:
+    max_epochs: int = setting(9, min=1)  # rung budgets are tuner/epochs / max_epochs of the proxy's epochs
+    factor: int = setting(3, min=2)
+    hyperband_iterations: int = setting(0, min=0)  # 0: no limit, sweep until the run's trials are spent
+
+
+class KerasTunerController(Controller):
+    """Proposals from one keras-tuner oracle (`oracle_kind`); subclasses pick it and its options."""
+
+    oracle_kind: ClassVar[str] = ""
+
+    def __init__(self, cardinalities, options=None, seed=0):
+        super().__init__(cardinalities, options, seed)
+        if not self.free:
+            raise UserError(f"controller {self.name}: the search space has no decision with more than one option")
+        self.names = decision_names(self.cardinalities)
+        self.space = hyperparameters(self.cardinalities, self.names)
+        self.oracle = self._new_oracle(int(self.rng.integers(1, 2**31 - 1)))
+        self.pending: list[tuple[str, list[int]]] = []  # (trial id, decisions): handed out, not yet told
+        self.upcoming: str | None = None  # a trial `can_ask` made, not handed out yet
+        self.created = 0  # trials the oracle has created (each under its own tuner id)
+        self.latest_budget = 1.0
+
+    # The oracle ------------------------------------------------------------------------------------
+
+    def _oracle_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def _new_oracle(self, oracle_seed: int):
+        kt = _keras_tuner()
+        oracle = oracle_classes()[self.oracle_kind](
+            objective=kt.Objective(REWARD, "max"), hyperparameters=self.space, seed=oracle_seed,
+            max_consecutive_failed_trials=None, **self._oracle_kwargs())
+        oracle.verbose = 0  # no per-trial printing (and no wall-clock times in its state)
+        return oracle
+
+    def _create(self):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the GP fit's ConvergenceWarnings on a few points
+            trial = self.oracle.create_trial(f"ask{self.created}")
+        if trial.status == RUNNING:
+            self.created += 1
+        return trial
+
+    def _decisions(self, values: dict[str, Any]) -> list[int]:
+        return [int(values[name]) if n > 1 else 0 for name, n in zip(self.names, self.cardinalities)]
+
+    def _budget_of(self, trial) -> float:
+        return 1.0
+
+    def _stopped(self) -> OracleStopped:
+        return OracleStopped(f"controller {self.name}: keras-tuner's oracle has no untried architecture left "
+                             f"after {len(self.oracle.trials)} trials; lower run.trials")
+
+    # The interface -----------------------------------------------------------------------------------
+
+    def can_ask(self) -> bool:
+        if self.upcoming is None:
+            trial = self._create()
+            if trial.status == IDLE:
+                return False  # waiting for results (Hyperband's rung)
+            if trial.status == STOPPED:
+                return True  # `ask` says why the search cannot go on
+            self.upcoming = trial.trial_id
+        return True
+
+    def budget(self) -> float:
+        return self.latest_budget
+
+    def _ask(self) -> list[int]:
+        if self.upcoming is not None:
+            trial, self.upcoming = self.oracle.trials[self.upcoming], None
+        else:
+            trial = self._create()
+            if trial.status == STOPPED:
+                raise self._stopped()
+            if trial.status != RUNNING:
+                raise RuntimeError(f"controller {self.name}: the oracle is waiting for results ({trial.status}); "
+                                   f"a runner with trials in flight must check can_ask() first")
+        decisions = self._decisions(trial.hyperparameters.values)
+        self.pending.append((trial.trial_id, decisions))
+        self.latest_budget = self._budget_of(trial)
+        return decisions
+
+    def _tell(self, decisions: list[int], reward: float) -> None:
+        index = next((k for k, (_, d) in enumerate(self.pending) if d == decisions), None)
+        if index is None:  # not what was proposed (a replay that diverged, or a seeded architecture) ...
+            if not self.pending:  # ... nor anything else: a new trial of the oracle's takes it
+                if self.upcoming is None:
+                    trial = self._create()
+                    if trial.status != RUNNING:
+                        raise ValueError(f"controller {self.name}: no proposal to attach this result to "
+                                         f"(the oracle is {trial.status})")
+                    self.upcoming = trial.trial_id
+                self.pending.append((self.upcoming, []))
+                self.upcoming = None
+            index = 0  # the oldest proposal takes the result, the told decisions replacing its own
+        trial_id, _ = self.pending.pop(index)
+        trial = self.oracle.trials[trial_id]
+        for name, d, n in zip(self.names, decisions, self.cardinalities):
+            if n > 1:
+                trial.hyperparameters.values[name] = d  # end_trial records (and hashes) these values
+        self.oracle.update_trial(trial_id, {REWARD: reward})
+        trial.status = COMPLETED
+        self.oracle.end_trial(trial)
+
+    # State ---------------------------------------------------------------------------------------------
+
+    def _state(self) -> dict[str, Any]:
+        oracle = self.oracle.get_state()
+        oracle["tried_so_far"] = sorted(oracle["tried_so_far"])  # a set: a stable order for equal states
+        oracle["run_times"] = dict(oracle["run_times"])
+        oracle["id_to_hash"] = dict(oracle["id_to_hash"])
+        oracle.pop("hyperparameters")  # the space, rebuilt from the cardinalities (nothing is ever added)
+        trials = [{"id": t.trial_id, "values": dict(t.hyperparameters.values), "status": t.status,
+                   "score": None if t.score is None else float(t.score), "best_step": t.best_step,
+                   "metrics": t.metrics.get_config(), "message": t.message}
+                  for t in self.oracle.trials.values()]
+        return {"oracle": _json_safe(oracle), "trials": trials, "pending": [[t, d] for t, d in self.pending],
+                "upcoming": self.upcoming, "created": self.created, "budget": self.latest_budget,
+                **self._extra_state()}
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        kt = _keras_tuner()
+        saved = copy.deepcopy(state["oracle"])
+        oracle = self._new_oracle(saved["seed"])
+        space = self.space.get_config()
+        for t in state["trials"]:
+            oracle.trials[t["id"]] = kt.engine.trial.Trial.from_state({
+                "trial_id": t["id"], "hyperparameters": {"space": space["space"], "values": dict(t["values"])},
+                "metrics": copy.deepcopy(t["metrics"]), "score": t["score"], "best_step": t["best_step"],
+                "status": t["status"], "message": t["message"]})
+        saved["hyperparameters"] = space
+        oracle.set_state(self._restore_oracle_state(saved))
+        self.oracle = oracle
+        self.pending = [(t, list(d)) for t, d in state["pending"]]
+        self.upcoming, self.created, self.latest_budget = state["upcoming"], state["created"], state["budget"]
+        self._load_extra_state(state)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def _restore_oracle_state(self, saved: dict[str, Any]) -> dict[str, Any]:
+        return saved
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class KerasTunerBayesian(KerasTunerController):
+    name = "keras-tuner-bayesian"
+    Options = BayesianOptions
+    oracle_kind = "bayesian"
+
+    def _oracle_kwargs(self) -> dict[str, Any]:
+        o = self.options
+        return {"max_trials": None, "num_initial_points": o.num_initial_points, "alpha": o.alpha, "beta": o.beta,
+                "acquisition_restarts": o.acquisition_restarts}
+
+    def _extra_state(self) -> dict[str, Any]:
+        name, keys, pos, has_gauss, cached = self.oracle._random_state.get_state()
+        fit = getattr(self.oracle.gpr, "fit_data", None)
+        return {"oracle_random_state": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+                "gp_fit": None if fit is None else [fit[0].tolist(), fit[1].tolist()]}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        name, keys, pos, has_gauss, cached = state["oracle_random_state"]
+        self.oracle._random_state.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+        if state["gp_fit"] is not None:  # the GP as last fitted: it scores trials still in flight
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.oracle.gpr.fit(np.array(state["gp_fit"][0], dtype=np.float64),
+                                    np.array(state["gp_fit"][1], dtype=np.float64))
+
+
+class KerasTunerHyperband(KerasTunerController):
+    name = "keras-tuner-hyperband"
+    Options = HyperbandOptions
+    oracle_kind = "hyperband"
+
+    def _oracle_kwargs(self) -> dict[str, Any]:
+        o = self.options
+        return {"max_epochs": o.max_epochs, "factor": o.factor, "hyperband_iterations": o.hyperband_iterations or None}
+
+    def _budget_of(self, trial) -> float:
+        return min(1.0, trial.hyperparameters.values["tuner/epochs"] / self.options.max_epochs)
+
+    def _stopped(self) -> OracleStopped:
+        return OracleStopped(f"controller {self.name}: keras-tuner's Hyperband finished its "
+                             f"{self.options.hyperband_iterations} iteration(s) after {len(self.oracle.trials)} "
+                             f"trials; raise controller.hyperband_iterations (0: no limit) or lower run.trials")
+
+    def _restore_oracle_state(self, saved: dict[str, Any]) -> dict[str, Any]:
+        saved["hyperband_iterations"] = self.options.hyperband_iterations or float("inf")  # inf is not JSON
+        return saved
+
+    def _state(self) -> dict[str, Any]:
+        state = super()._state()
+        state["oracle"]["hyperband_iterations"] = self.options.hyperband_iterations
+        return state
+
+
+class KerasTunerRandom(KerasTunerController):
+    name = "keras-tuner-random"
+    Options = NoOptions
+    oracle_kind = "random"
+
+    def _oracle_kwargs(self) -> dict[str, Any]:
+        return {"max_trials": None}
+
+
+KERAS_TUNER_CONTROLLERS = (KerasTunerBayesian, KerasTunerHyperband, KerasTunerRandom)
