@@ -55,7 +55,7 @@ from nas.journal import Journal, Trial
 if TYPE_CHECKING:
     from nas.search import Search
 
-EXPERIMENT = "tune"  # the Tune experiment's name under the storage path
+EXPERIMENT = "tune"  # the Tune experiment's name under the storage path (then tune-2, ... as a run grows)
 CONNECT_TIMEOUT_S = 5.0
 
 
@@ -235,7 +235,7 @@ class RaySearch:
         self.by_index = {t.trial: t for t in trials}
         self.outstanding: dict[int, tuple[list[int], float]] = {}  # proposed, not yet journaled
         self.running: dict[str, int] = {}  # Ray trial id -> proposal
-        self.errors: dict[str, str] = {}
+        self.errors: dict[str, tuple[int, str]] = {}  # Ray trial id -> (attempts, last error)
         self.user_error: str | None = None
         self.timings: list[float] = []
         self.controller = None
@@ -243,9 +243,25 @@ class RaySearch:
 
     # Lifecycle -------------------------------------------------------------------------------------
 
-    @property
-    def experiment_path(self) -> str:
-        return f"{self.storage.rstrip('/')}/{EXPERIMENT}"
+    def experiment_path(self, number: int) -> str:
+        """Where Tune keeps experiment `number` of this run (1: `tune`, then `tune-2`, ...)."""
+        return f"{self.storage.rstrip('/')}/{experiment_name(number)}"
+
+    def latest_experiment(self) -> int:
+        """The number of the run's last restorable Tune experiment; 0 if none."""
+        from ray import tune
+
+        number = 0
+        while tune.Tuner.can_restore(self.experiment_path(number + 1)):
+            number += 1
+        return number
+
+    def _ended_cleanly(self) -> bool:
+        """The last experiment finished its budget: the controller snapshot holds every journaled trial."""
+        try:
+            return json.loads(self.search.paths.controller.read_text())["trials"] == len(self.trials)
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
 
     @property
     def finished(self) -> bool:
@@ -264,20 +280,29 @@ class RaySearch:
             tune.with_parameters(run_trial, config_yaml=self.config.to_yaml(),
                                  cpus=self.execution.resources_per_trial.cpu),
             {"cpu": self.execution.resources_per_trial.cpu, "gpu": self.execution.resources_per_trial.gpu})
+        latest = self.latest_experiment() if self.resume else 0
         _DRIVER = self
         try:
-            if self.resume and tune.Tuner.can_restore(self.experiment_path):
-                self.say(f"resuming through Ray Tune's restore of {self.experiment_path}")
-                tuner = tune.Tuner.restore(self.experiment_path, trainable, resume_unfinished=True,
+            if latest and not self._ended_cleanly():
+                self.say(f"resuming through Ray Tune's restore of {self.experiment_path(latest)}")
+                tuner = tune.Tuner.restore(self.experiment_path(latest), trainable, resume_unfinished=True,
                                            resume_errored=False, restart_errored=False)
             else:
+                # A new run, or a finished one given more trials: Tune ends an experiment for good once
+                # its stopper fires, so the run goes on in a new one, the controller from its snapshot.
                 self.controller = self._replayed_controller()
-                tuner = tune.Tuner(trainable, tune_config=self._tune_config(), run_config=self._run_config())
+                if latest:
+                    self.say(f"the run's Tune experiment finished its budget; going on in "
+                             f"{self.experiment_path(latest + 1)}")
+                tuner = tune.Tuner(trainable, tune_config=self._tune_config(),
+                                   run_config=self._run_config(experiment_name(latest + 1)))
             tuner.fit()
         finally:
             _DRIVER = None
         if self.user_error is not None:
             raise UserError(self.user_error)
+        if not self.finished:  # Tune caught Ctrl-C, stopped the trials and saved the experiment
+            raise KeyboardInterrupt
         if self.controller is not None and not self.outstanding:
             save_snapshot(self.search.paths.controller, self.controller, len(self.trials))
 
@@ -285,7 +310,8 @@ class RaySearch:
         """A fresh experiment over an existing journal (its Ray state was lost): replay the journal."""
         from nas.search import restore_controller
 
-        return restore_controller(self.config, sorted(self.trials, key=lambda t: t.trial), None, self.say)
+        return restore_controller(self.config, sorted(self.trials, key=lambda t: t.trial),
+                                  self.search.paths.controller, self.say)
 
     def _tune_config(self):
         from ray import tune
@@ -294,10 +320,10 @@ class RaySearch:
                                num_samples=-1, max_concurrent_trials=self.execution.max_concurrent,
                                reuse_actors=True, trial_dirname_creator=trial_dirname)
 
-    def _run_config(self):
+    def _run_config(self, name: str):
         from ray import tune
 
-        return tune.RunConfig(name=EXPERIMENT, storage_path=self.storage, stop=RunBudget(),
+        return tune.RunConfig(name=name, storage_path=self.storage, stop=RunBudget(),
                               failure_config=tune.FailureConfig(max_failures=self.execution.max_failures),
                               verbose=0, log_to_file=True)
 
@@ -394,6 +420,10 @@ def last_error(error_file: str | None) -> str:
     lines = [line.strip() for line in text.split("Failure #")[-1].splitlines()[1:] if line.strip()]
     raised = [line for line in lines if re.match(r"^[\w.]*(Error|Exception|Exit|Interrupt)\b", line)]
     return (raised or lines or ["the worker died"])[-1 if raised else 0][:300]
+
+
+def experiment_name(number: int) -> str:
+    return EXPERIMENT if number <= 1 else f"{EXPERIMENT}-{number}"
 
 
 def trial_dirname(trial) -> str:

@@ -116,6 +116,12 @@ def test_killed_driver_resumes_through_ray_restore(tmp_path):
     assert f"{total} of {total} trials finished" in done.stdout
     assert (run_dir / "best.yaml").exists() and (run_dir / "pareto.png").exists()
 
+    # A finished run given a bigger budget goes on (Tune ends a stopped experiment for good: a new one)
+    grown = nas("search", "--run-dir", run_dir, "--resume", "--trials", total + 2, cwd=tmp_path)
+    assert grown.returncode == 0, grown.stdout + grown.stderr
+    assert "going on in" in grown.stdout and (run_dir / "ray" / "tune-2").is_dir()
+    assert sorted(r["trial"] for r in journal(run_dir)) == list(range(total + 2))
+
 
 def _trial_workers() -> list[int]:
     pids = []
