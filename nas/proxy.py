@@ -20,9 +20,10 @@ measure the statistics' lag rather than the architecture.
 Data: the training images come from the in-memory arrays (the default; normalised once per
 mean/std and cached) or, for a streamed data set (`data.stream`), from `TrainStream.batches`, a
 tf.data pipeline over the TFRecords that yields uint8 batches in an order fixed by the seed,
-normalised here by the same float32 arithmetic on the training device. Both feed the same step function with the same learning-rate schedule; a streamed data set
-recalibrates batch norm on its fixed first training records and normalises validation batch by
-batch (a 224-px float copy of 50K validation images would take 30 GB).
+normalised here by the same float32 arithmetic on the training device. Both feed the same step
+function with the same learning-rate schedule. A streamed data set recalibrates batch norm on its
+fixed first training records (held in memory) and normalises validation batch by batch (a 224-px
+float copy of 50K validation images would take 30 GB).
 
 Seeds: `keras.utils.set_random_seed(seed)` and the builder's initialiser seed make a trial
 repeatable; with `deterministic` TensorFlow's ops are made deterministic too. Memory stays flat
@@ -81,11 +82,20 @@ def shrink(spec: ModelSpec, config: ProxyConfig, num_classes: int, include_backg
     )
 
 
+def _normalise(images, spec: ModelSpec):
+    """uint8 images -> `(x - mean) / std` in float32, as `normalize`, but by TensorFlow on the default
+    device (the GPU when there is one), so that only uint8 crosses to it."""
+    import tensorflow as tf
+
+    mean, std = (tf.constant(np.asarray(v, np.float32)) for v in (spec.mean, spec.std))
+    return (tf.cast(images, tf.float32) - mean) / std
+
+
 class ProxyTask:
     def __init__(self, config: ProxyConfig, data: Dataset):
         self.config = config
         self.data = data
-        self._normalised: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._normalised: dict[tuple, tuple[np.ndarray, np.ndarray | None]] = {}
 
     def _inputs(self, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray | None]:
         """Normalised training images (streamed: the recalibration sample) and validation images
@@ -108,11 +118,10 @@ class ProxyTask:
             yield tf.constant(x_train[idx]), tf.constant(y_train[idx])
 
     def _stream_batches(self, spec: ModelSpec, batch: int, steps: int, seed: int, epoch: int, deterministic: bool):
-        """One epoch of streamed batches, normalised as `normalize` does but by TensorFlow on the
-        training device (the stream moves uint8); unreadable records are the data's fault (ConfigError)."""
+        """One epoch of streamed batches, normalised on the training device (the stream moves
+        uint8); unreadable records are the data's fault (ConfigError)."""
         import tensorflow as tf
 
-        mean, std = (tf.constant(np.asarray(v, np.float32)) for v in (spec.mean, spec.std))
         batches = iter(self.data.stream.batches(batch, seed, epoch, deterministic))
         for s in range(steps):
             try:
@@ -122,7 +131,7 @@ class ProxyTask:
             except StopIteration:
                 raise ConfigError(f"data.path: the training records ended after {s} of {steps} batches "
                                   f"(did the files change after they were counted?)") from None
-            yield (tf.cast(images, tf.float32) - mean) / std, labels
+            yield _normalise(images, spec), labels
 
     def evaluate(self, spec: ModelSpec, seed: int, epochs: int | None = None) -> ProxyResult:
         """Train `spec` (shrunk) for the proxy's epochs, or `epochs` (a Hyperband rung), and validate."""
@@ -201,9 +210,9 @@ class ProxyTask:
             self._recalibrate_batch_norm(model, x_train[:CALIBRATION_IMAGES])
         correct = 0
         for i in range(0, len(y_val), 256):
-            images = x_val[i:i + 256] if x_val is not None else normalize(
-                self.data.val_images[i:i + 256], spec.mean, spec.std)
-            logits = model(tf.constant(images), training=False)
+            images = tf.constant(x_val[i:i + 256]) if x_val is not None else _normalise(
+                tf.constant(self.data.val_images[i:i + 256]), spec)
+            logits = model(images, training=False)
             correct += int(np.sum(np.argmax(logits.numpy(), axis=-1) == y_val[i:i + 256]))
         return float(np.mean(losses)), correct / len(y_val)
 
