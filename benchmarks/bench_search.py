@@ -77,7 +77,7 @@ def main() -> None:
     slope = (statistics.mean(rss[-10:]) - statistics.mean(rss[half - 5:half + 5])) / max(1, args.trials - half)
     proxy = config.proxy
     body = [f"Proxy of `{args.config}` ({resolution} px, width x{proxy.width:g}, {proxy.epochs} epoch(s), batch "
-            f"{proxy.batch_size}, `{config.data.source}` data: {len(data.train_labels)} train / {len(data.val_labels)} "
+            f"{proxy.batch_size}, `{config.data.source}` data: {data.train_count} train / {len(data.val_labels)} "
             f"val images) on {args.trials} random architectures of the "
             f"{'config' if args.skeleton == 'config' else '2-stage tiny'} skeleton's space, in one process.", "",
             "| after trial | resident memory (MB) |", "|---|---|"]

@@ -55,7 +55,7 @@ class TrialRunner:
             resolution = self.config.proxy.resolution or self.config.space.skeleton.resolution
             self.say(f"loading the '{self.config.data.source}' data at {resolution}x{resolution} ...")
             data = load_dataset(self.config.data, resolution)
-            self.say(f"  {len(data.train_labels)} training and {len(data.val_labels)} validation images, "
+            self.say(f"  {data.train_count} training and {len(data.val_labels)} validation images, "
                      f"{data.num_classes} classes")
             self.evaluator = ProxyTask(self.config.proxy, data)
         return self.evaluator
