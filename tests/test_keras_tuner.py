@@ -61,7 +61,8 @@ def test_each_oracle_has_exactly_its_own_options():
     with pytest.raises(ConfigError, match="controller.factor: must be at least 2"):
         config_from_dict(base, "x")
     base["controller"] = {"name": "keras-tuner-bayesian", "acquisition_restarts": 2, "num_initial_points": 3}
-    assert config_from_dict(base, "x").controller_options == BayesianOptions(num_initial_points=3, acquisition_restarts=2)
+    options = config_from_dict(base, "x").controller_options
+    assert options == BayesianOptions(num_initial_points=3, acquisition_restarts=2)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -22,17 +22,20 @@ setting silently ignored, and the names say which algorithm runs (`random` is al
 - **Bayesian** (`BayesianOptimizationOracle`): a Gaussian process (Matern 5/2) over the decisions
   embedded in [0, 1], random proposals for the first `num_initial_points` (keras-tuner's own default
   is 3 x the number of decisions, 108 for the default space, more than a 40-trial run; ours is 10),
-  then the minimiser of the lower confidence bound `mu - beta * sigma` of the negated reward. Stock
-  keras-tuner minimises it with 50 L-BFGS-B restarts whose gradients are finite differences, one
-  `gpr.predict` per evaluation: 36 decisions x ~40 iterations x 50 restarts is ~70,000 predictions,
-  30-80 s per proposal once the GP has a finite length scale (measured on this project's 2-core
-  machine). Two changes make it practical and leave the algorithm alone: (1) the same
-  `GaussianProcessRegressor` (keras-tuner's kernel and settings) with a `predict` that skips
-  scikit-learn's per-call input validation for a fitted model (same formula, same numbers; the
-  validation was 60-75% of a call); (2) the number of acquisition restarts as an option,
-  `acquisition_restarts`, 50 being keras-tuner's. `populate_space` is keras-tuner 1.4.8's line for
-  line apart from that count; a test checks that at 50 restarts it proposes exactly what the stock
-  oracle does.
+  then the minimiser of the lower confidence bound `mu - beta * sigma` of the negated reward. (With a
+  handful of noise-free points the GP's likelihood prefers a length scale of 1e-5, a flat
+  acquisition, so the first GP proposals are its random restart points; it learns from about ten.)
+  Stock keras-tuner minimises the bound with 50 L-BFGS-B restarts whose gradients are finite
+  differences, one scikit-learn `predict` (0.4-0.6 ms, mostly input validation) per evaluation:
+  about 1,000-2,500 evaluations per restart over 36 decisions, so 22-80 s per proposal (median 38 s)
+  once the GP has a finite length scale, on this project's shared 2-core machine. Two changes make
+  it practical and leave the algorithm alone: (1) the same `GaussianProcessRegressor` (keras-tuner's
+  kernel and settings) with a `predict` that skips the per-call input checks for a fitted model
+  (same formula, bit-identical results, ~0.12 ms): median 8.6 s at 50 restarts; (2) the number of
+  restarts as an option, `acquisition_restarts`, 50 being keras-tuner's and 5 ours: median 1.1 s,
+  90th percentile 2.1 s. `populate_space` is keras-tuner
+  1.4.8's line for line apart from that count; a test checks that at 50 restarts it proposes exactly
+  what the stock oracle does.
 - **Hyperband** (`HyperbandOracle`): brackets of successive halving. A trial's `tuner/epochs` out of
   `max_epochs` is its `budget()`, so the runner trains it for `max(1, round(budget * proxy.epochs))`
   epochs (journaled as `extra.proxy_epochs`); set `proxy.epochs` to `max_epochs` (or a multiple) for
@@ -63,6 +66,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from search_space.errors import UserError
+from search_space.space import DECISIONS
 
 from nas.controllers.base import Controller, NoOptions
 from nas.schema import setting
@@ -110,15 +114,13 @@ def space_hyperparameters(space):
     For a keras-tuner `Tuner` over this space: in its `build(hp)`, `space.to_spec(space_decisions(space,
     hp.values))` is the candidate. (keras-tuner stores a `skip` choice's True / False as 1 / 0.)
     """
-    options = [list(stage.options(d)) for stage in space.stages for d in _space_decisions()]
-    return hyperparameters(space.cardinalities, space.decision_names, options)
+    return hyperparameters(space.cardinalities, space.decision_names, _options(space))
 
 
 def space_decisions(space, values: dict[str, Any]) -> list[int]:
     """The decision vector of keras-tuner values named as in `space_hyperparameters`."""
-    options = [list(stage.options(d)) for stage in space.stages for d in _space_decisions()]
     out = []
-    for name, opts in zip(space.decision_names, options):
+    for name, opts in zip(space.decision_names, _options(space)):
         if len(opts) == 1:
             out.append(0)
         elif name not in values:
@@ -131,10 +133,8 @@ def space_decisions(space, values: dict[str, Any]) -> list[int]:
     return out
 
 
-def _space_decisions():
-    from search_space.space import DECISIONS
-
-    return DECISIONS
+def _options(space) -> list[list[Any]]:
+    return [list(stage.options(d)) for stage in space.stages for d in DECISIONS]
 
 
 # The oracles: keras-tuner's, in memory, the Bayesian one with its acquisition restarts as a knob -----
@@ -377,6 +377,7 @@ class KerasTunerController(Controller):
                 "status": t["status"], "message": t["message"]})
         saved["hyperparameters"] = space
         oracle.set_state(self._restore_oracle_state(saved))
+        _release(self.oracle)
         self.oracle = oracle
         self.pending = [(t, list(d)) for t, d in state["pending"]]
         self.upcoming, self.created, self.latest_budget = state["upcoming"], state["created"], state["budget"]
@@ -390,6 +391,14 @@ class KerasTunerController(Controller):
 
     def _restore_oracle_state(self, saved: dict[str, Any]) -> dict[str, Any]:
         return saved
+
+
+def _release(oracle) -> None:
+    """Drop keras-tuner's module-level lock entries for an oracle (they would keep it alive)."""
+    from keras_tuner.src.engine import oracle as oracle_module
+
+    oracle_module.LOCKS.pop(oracle, None)
+    oracle_module.THREADS.pop(oracle, None)
 
 
 def _json_safe(value: Any) -> Any:
