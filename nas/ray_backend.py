@@ -339,7 +339,11 @@ class RaySearch:
         if self.controller is None:  # Ray restored no searcher state: rebuild from the journal
             self.controller = self._replayed_controller()
         while len(self.by_index) + len(self.outstanding) < self.config.run.trials and self.controller.can_ask():
-            decisions, budget = self.controller.ask(), self.controller.budget()
+            try:
+                decisions, budget = self.controller.ask(), self.controller.budget()
+            except UserError as exc:  # e.g. an oracle with nothing left to propose: stop as locally
+                self.user_error = str(exc)
+                return None
             index, self.next_index = self.next_index, self.next_index + 1
             done = self.by_index.get(index)
             if done is not None:  # finished after Ray's last checkpoint: the journal has it
