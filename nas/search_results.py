@@ -21,15 +21,19 @@ LEARNING_GROUPS = 5  # without a controller batch, the summary compares the run'
 
 
 def trial_rows(trials: list[Trial]) -> list[dict]:
+    """One row per trial; a `proxy epochs` column when some trials trained on a partial budget (Hyperband)."""
+    budgeted = any("proxy_epochs" in t.extra for t in trials)
     rows = []
     for t in trials:
         spec = ModelSpec.from_dict(t.spec)
+        budget = {"proxy epochs": t.extra.get("proxy_epochs", "all")} if budgeted else {}
         rows.append({
             "trial": t.trial + 1,
             "status": t.status,
             "accuracy": _round(t.accuracy, 4),
             "latency_ms": _round(t.latency_ms, 3),
             "reward": _round(t.reward, 4),
+            **budget,
             "params": t.params,
             "MACs (M)": round(t.macs / 1e6, 2),
             "wall_s": t.wall_s,

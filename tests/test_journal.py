@@ -84,3 +84,14 @@ def test_unwritable_journal_is_a_user_error(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match="cannot write the journal"):
         Journal(tmp_path / "file" / "journal.jsonl").append(_trial(0))
+
+
+def test_trials_csv_shows_partial_budgets_only_when_there_are_some():
+    from dataclasses import replace
+
+    from nas.search_results import trial_rows
+
+    plain = [_trial(0), _trial(1)]
+    assert "proxy epochs" not in trial_rows(plain)[0]
+    rung = replace(_trial(2), extra={"train_loss": 0.3, "proxy_epochs": 1})  # a Hyperband rung
+    assert [row["proxy epochs"] for row in trial_rows(plain + [rung])] == ["all", "all", 1]
