@@ -14,7 +14,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import write_results  # noqa: E402
+from common import markdown_table, write_results  # noqa: E402
 from nas import export  # noqa: E402
 from nas.checkpoints import load_model  # noqa: E402
 from search_space import REGISTRY, model_cost  # noqa: E402
@@ -48,8 +48,7 @@ def main() -> None:
     header = ["model", "resolution", "trainable params", "params (counting)", "int8 bytes", "int8 bytes/param",
               "float bytes", "float bytes/param", "int8 conversion", "float conversion", "int8 file's ops"]
     rows = [row(name) for name in MODELS]
-    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-             *("| " + " | ".join(str(c) for c in r) + " |" for r in rows)]
+    table = markdown_table(header, rows)
     body = "\n".join([
         "Freshly initialised weights (sizes do not depend on the values), 1001 classes, exported as `nas export` "
         f"does (softmax head). Full-int8: uint8 input/output, builtin int8 ops only, {CALIBRATION} calibration "

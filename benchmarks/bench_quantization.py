@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from common import write_results  # noqa: E402
+from common import markdown_table, write_results  # noqa: E402
 from nas import evaluate, export  # noqa: E402
 from nas.checkpoints import load_model, save_checkpoint  # noqa: E402
 from nas.datasets import OFFLINE_CLASSES, load_offline, normalize  # noqa: E402
@@ -93,8 +93,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = [run(label, width, resolution, Path(tmp)) for label, width, resolution in CONFIGS]
     n_val = len(load_offline(32, "val")[1])
-    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-             *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]
+    table = markdown_table(header, rows)
     body = "\n".join([
         f"EfficientNet-EdgeTPU-S's blocks (10 classes, no background) trained from scratch for {EPOCHS} epochs "
         f"(Adam 2e-3, batch 64, no augmentation) on the built-in offline digits' training split, saved as a "

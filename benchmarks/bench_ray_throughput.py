@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import write_results  # noqa: E402
+from benchmarks.common import markdown_table, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {
@@ -72,8 +72,7 @@ def main() -> None:
         for name, execution in SETTINGS.items():
             rows.append(run(name, execution, args.trials, Path(tmp)))
     columns = list(rows[0])
-    table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    table += ["| " + " | ".join("" if row[c] is None else str(row[c]) for c in columns) + " |" for row in rows]
+    table = markdown_table(columns, [[row[c] for c in columns] for row in rows])
     body = (f"`nas search` over experiments/edgetpu.yaml with {args.trials} trials, only `execution` changed "
             f"(`benchmarks/bench_ray_throughput.py`).\n\n" + "\n".join(table) + "\n")
     print(write_results("bench_ray_throughput", "Search throughput: local and Ray backends", body))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from search_space import REGISTRY, UserError, count_macs
 from scaling import apply_preset, nominal_cost_factor, scale_phi, search_coefficients
+from common import markdown_table
 
 RESULTS = Path(__file__).parent / "results" / "bench_scaling.md"
 S = REGISTRY["efficientnet-edgetpu-S"]
@@ -28,11 +29,6 @@ def _median_s(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def _table(header: list[str], rows: list[list]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]
 
 
 def _sim():
@@ -71,9 +67,9 @@ def main() -> None:
         found.append([name, unit, f"{len(result.candidates)} / {result.evaluated}", result.costed,
                       f"{best.alpha:g}, {best.beta:g}, {best.gamma:g} ({best.cost_ratio:.3f})",
                       f"{paper_ratio:.3f}{'' if paper else ' (not feasible)'}"])
-    lines += ["## Speed", "", *_table(["operation", "time"], speed), ""]
+    lines += ["## Speed", "", *markdown_table(["operation", "time"], speed), ""]
     lines += ["## Coefficient search (target 2x, tolerance 10%, grid 1.0:1.5:0.05, resolution floored to x32)", "",
-              *_table(["base", "cost", "feasible / triples", "distinct networks", "closest triple (ratio)",
+              *markdown_table(["base", "cost", "feasible / triples", "distinct networks", "closest triple (ratio)",
                        "paper's 1.2, 1.1, 1.15 ratio"], found), ""]
 
     for name, base in (("efficientnet-edgetpu-S", S), ("efficientnet-b0", B0)):
@@ -90,11 +86,11 @@ def main() -> None:
             rows.append(row)
         header = ["phi", "width", "depth", "224*1.15^phi", "resolution", "dropout", "MACs (M)", "MACs ratio",
                   "(a*b^2*g^2)^phi", "off by"] + (["sim latency ratio"] if sim else [])
-        lines += [f"## Phi scaling of {name} (alpha 1.2, beta 1.1, gamma 1.15)", "", *_table(header, rows), ""]
+        lines += [f"## Phi scaling of {name} (alpha 1.2, beta 1.1, gamma 1.15)", "", *markdown_table(header, rows), ""]
 
     published = [[f"B{k}", *_published_row(k)] for k in range(8)]
     lines += ["## Published EfficientNet resolutions vs gamma**phi", "",
-              *_table(["model", "published resolution", "224*1.15^k", "ours at phi = k"], published), ""]
+              *markdown_table(["model", "published resolution", "224*1.15^k", "ours at phi = k"], published), ""]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines))
     print("\n".join(lines))

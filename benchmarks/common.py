@@ -22,6 +22,12 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def markdown_table(header: list[str], rows: list[list]) -> list[str]:
+    """The lines of a markdown table; None cells are left empty."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join("" if c is None else str(c) for c in row) + " |" for row in rows)]
+
+
 def write_results(name: str, title: str, body: str) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.md"
