@@ -79,7 +79,7 @@ def _remote_job(config: SearchConfig, job: ProxyJob) -> JobOutcome | tuple[str, 
 
 
 def _run_on_ray(config: SearchConfig, jobs: list[ProxyJob], progress) -> list[JobOutcome]:
-    from nas.ray_backend import connect
+    from nas.ray_backend import connect, failed_on_ray
 
     connect(config.execution)
     import ray
@@ -102,8 +102,7 @@ def _run_on_ray(config: SearchConfig, jobs: list[ProxyJob], progress) -> list[Jo
         try:
             outcome = ray.get(ready[0])
         except Exception as exc:  # retried max_failures times: the worker keeps dying, or the job raising
-            outcome = f"failed on the Ray cluster after {config.execution.max_failures + 1} attempt(s): " \
-                      f"{one_line(exc).splitlines()[0]}"
+            outcome = failed_on_ray(config.execution.max_failures + 1, one_line(exc))
         if isinstance(outcome, tuple):
             for ref in running:
                 ray.cancel(ref)

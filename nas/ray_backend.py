@@ -32,7 +32,7 @@ import re
 import socket
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 RAY_ENVIRONMENT = {
     "RAY_USAGE_STATS_ENABLED": "0",  # no usage reports from a search
@@ -42,6 +42,7 @@ RAY_ENVIRONMENT = {
 for _key, _value in RAY_ENVIRONMENT.items():  # read when Ray is imported, or when Tune starts
     os.environ.setdefault(_key, _value)
 
+from ray import tune  # noqa: E402
 from ray.tune.schedulers import FIFOScheduler  # noqa: E402
 from ray.tune.search import Searcher  # noqa: E402
 from ray.tune.stopper import Stopper  # noqa: E402
@@ -51,9 +52,8 @@ from search_space.errors import UserError
 from nas.config import SearchConfig, config_from_dict
 from nas.execution import AUTO_ADDRESS, LOCAL_ADDRESS, ExecutionConfig, parse_address
 from nas.journal import Journal, Trial
-
-if TYPE_CHECKING:
-    from nas.search import Search
+from nas.search import Search, restore_controller, save_snapshot, told_reward
+from nas.search_results import write_results
 
 EXPERIMENT = "tune"  # the Tune experiment's name under the storage path (then tune-2, ... as a run grows)
 CONNECT_TIMEOUT_S = 5.0
@@ -162,8 +162,6 @@ def _worker_runner(config_yaml: str, cpus: float):
 
 def run_trial(params: dict, config_yaml: str = "", cpus: float = 1.0) -> None:
     """The Ray Tune trainable: one trial of the search, reported back as the journal's record."""
-    from ray import tune
-
     runner = _worker_runner(config_yaml, cpus)
     try:
         trial = runner.run(params["index"], params["decisions"], params["budget"])
@@ -224,7 +222,7 @@ class FailureNotes(FIFOScheduler):
 class RaySearch:
     """Runs `search`'s trials on Ray; created (and connected) before the run directory is written."""
 
-    def __init__(self, search: "Search", journal: Journal, trials: list[Trial], resume: bool):
+    def __init__(self, search: Search, journal: Journal, trials: list[Trial], resume: bool):
         self.search, self.journal, self.trials, self.resume = search, journal, trials, resume
         self.config: SearchConfig = search.config
         self.execution = self.config.execution
@@ -249,8 +247,6 @@ class RaySearch:
 
     def latest_experiment(self) -> int:
         """The number of the run's last restorable Tune experiment; 0 if none."""
-        from ray import tune
-
         number = 0
         while tune.Tuner.can_restore(self.experiment_path(number + 1)):
             number += 1
@@ -269,10 +265,6 @@ class RaySearch:
 
     def run(self) -> None:
         global _DRIVER
-        from ray import tune
-
-        from nas.search import save_snapshot
-
         if self.finished:
             self.say(f"all {self.config.run.trials} trials are in the journal; nothing to run")
             return
@@ -308,21 +300,15 @@ class RaySearch:
 
     def _replayed_controller(self):
         """A fresh experiment over an existing journal (its Ray state was lost): replay the journal."""
-        from nas.search import restore_controller
-
         return restore_controller(self.config, sorted(self.trials, key=lambda t: t.trial),
                                   self.search.paths.controller, self.say)
 
     def _tune_config(self):
-        from ray import tune
-
         return tune.TuneConfig(search_alg=ControllerSearcher(), scheduler=FailureNotes(),
                                num_samples=-1, max_concurrent_trials=self.execution.max_concurrent,
                                reuse_actors=True, trial_dirname_creator=trial_dirname)
 
     def _run_config(self, name: str):
-        from ray import tune
-
         return tune.RunConfig(name=name, storage_path=self.storage, stop=RunBudget(),
                               failure_config=tune.FailureConfig(max_failures=self.execution.max_failures),
                               verbose=0, log_to_file=True)
@@ -347,7 +333,7 @@ class RaySearch:
             index, self.next_index = self.next_index, self.next_index + 1
             done = self.by_index.get(index)
             if done is not None:  # finished after Ray's last checkpoint: the journal has it
-                self.controller.tell(done.decisions, _reward(done))
+                self.controller.tell(done.decisions, told_reward(done))
                 continue
             self.outstanding[index] = (decisions, budget)
             return self._launch(trial_id, index)
@@ -368,18 +354,15 @@ class RaySearch:
         decisions, _ = self.outstanding[index]
         if error or not result or "trial" not in result:
             attempts, message = self.errors.pop(trial_id, (self.execution.max_failures + 1, "no result"))
-            trial = self.search.runner.failed(
-                index, decisions, f"failed on the Ray cluster after {attempts} attempt(s): {message}")
+            trial = self.search.runner.failed(index, decisions, failed_on_ray(attempts, message))
         else:
             trial = Trial(**json.loads(result["trial"]))
         self.journal.append(trial)  # on disk before the controller hears of it
         del self.outstanding[index]
         self.by_index[index] = trial
         self.trials.append(trial)
-        self.controller.tell(trial.decisions, _reward(trial))
+        self.controller.tell(trial.decisions, told_reward(trial))
         self.timings.append(trial.wall_s)
-        from nas.search_results import write_results
-
         write_results(self.search.paths.root, self.config, self.trials, self.search.target_ms, plots=False)
         self.search.progress(trial, self.trials, self.timings, concurrency=max(1, len(self.running) + 1))
 
@@ -404,15 +387,14 @@ class RaySearch:
             done = self.by_index.get(index)
             if done is not None:  # finished after the checkpoint: told now, its rerun ignored
                 del self.outstanding[index]
-                self.controller.tell(done.decisions, _reward(done))
+                self.controller.tell(done.decisions, told_reward(done))
         self.say(f"Ray restored the searcher: {len(self.running)} trial(s) were in flight, "
                  f"{len(self.outstanding)} of them still to finish")
 
 
-def _reward(trial: Trial) -> float:
-    from nas.search import FAILED_REWARD
-
-    return trial.reward if trial.ok else FAILED_REWARD
+def failed_on_ray(attempts: int, message: str) -> str:
+    """The error recorded for work that failed on every attempt Ray gave it."""
+    return f"failed on the Ray cluster after {attempts} attempt(s): {message}"
 
 
 def last_error(error_file: str | None) -> str:

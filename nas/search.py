@@ -43,6 +43,11 @@ FAILED_REWARD = 0.0  # what a controller hears for a failed trial: no better tha
 SNAPSHOT_EVERY = 8
 
 
+def told_reward(trial: Trial) -> float:
+    """What the controller hears of a journaled trial."""
+    return trial.reward if trial.ok else FAILED_REWARD
+
+
 @dataclass(frozen=True)
 class RunPaths:
     root: Path
@@ -131,7 +136,7 @@ def restore_controller(config: SearchConfig, trials: list[Trial], snapshot: Path
         if proposed != trial.decisions:
             say(f"note: on replay the controller proposed other decisions than trial {trial.trial} holds; "
                 f"it learns from the journaled one")
-        controller.tell(trial.decisions, trial.reward if trial.ok else FAILED_REWARD)
+        controller.tell(trial.decisions, told_reward(trial))
     return controller
 
 
@@ -202,7 +207,7 @@ class Search:
             decisions = controller.ask()
             trial = self.runner.run(index, decisions, controller.budget())
             journal.append(trial)
-            controller.tell(decisions, trial.reward if trial.ok else FAILED_REWARD)
+            controller.tell(decisions, told_reward(trial))
             trials.append(trial)
             timings.append(trial.wall_s)
             if (index + 1) % SNAPSHOT_EVERY == 0:
