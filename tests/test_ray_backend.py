@@ -165,33 +165,44 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_search_joins_a_cluster_started_with_ray_start(tmp_path):
-    """The multi-node path: a head started by `ray start --head`, the search joining it by address."""
+@pytest.mark.parametrize("auth", ["token", "disabled"])
+def test_search_joins_a_cluster_started_with_ray_start(tmp_path, auth):
+    """The multi-node path: a head started by `ray start --head`, the search joining it by address.
+
+    Whether `ray start` turns token authentication on depends on the machine (Ray 2.60: on with
+    RAY_AUTH_MODE=token, or when RAY_AUTH_MODE is unset and a token file exists, which a local
+    `ray.init()` creates), so each case sets the state it needs: its own HOME and token file.
+    """
     port = _free_port()
     ray_cli = Path(sys.executable).with_name("ray")
+    home = tmp_path / "home"
+    home.mkdir()
+    token_file = tmp_path / "auth_token"
+    token_file.write_text("0123456789abcdef0123456789abcdef\n")
+    state = {"HOME": str(home), "RAY_AUTH_MODE": auth, "RAY_AUTH_TOKEN_PATH": str(token_file)}
     log = tmp_path / "head.log"
     with open(log, "w") as out:
         head = subprocess.Popen([str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=2",
                                  "--include-dashboard=false", "--disable-usage-stats", "--block"],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+                                env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **state})
     try:
         wait_for(lambda: "Ray runtime started" in log.read_text(), 120, "the head node", head)
         config = write_config(tmp_path / "tiny.yaml", tiny_config(
             run={"trials": 2}, execution={"backend": "ray", "address": f"127.0.0.1:{port}", "max_concurrent": 2}))
-        # `ray start` turns Ray's token authentication on: a driver without the token gets one line
-        refused = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path,
-                      env={"RAY_AUTH_MODE": "disabled"})
-        done = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path,
-                   env={"RAY_AUTH_MODE": "token"})
+        refused = None
+        if auth == "token":  # a driver without the token gets one line saying what to set
+            refused = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path,
+                          env={**state, "RAY_AUTH_MODE": "disabled"})
+        done = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path, env=state)
     finally:
         kill_group(head)
-    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
-    assert "wants its token: set RAY_AUTH_MODE=token" in refused.stderr
+    if refused is not None:
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert "wants its token: set RAY_AUTH_MODE=token" in refused.stderr
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"on Ray (127.0.0.1:{port})" in done.stdout and "Ray cluster: 1 node(s), 2 CPU" in done.stdout
     assert sorted(r["trial"] for r in journal(tmp_path / "runs" / "tiny")) == [0, 1]
-
 
 
 @pytest.mark.parametrize("execution, fragments", [
