@@ -14,7 +14,7 @@ import math
 import keras
 from keras import layers as kl
 
-from search_space.ops import Op
+from search_space.ops import Op, block_kinds
 from search_space.spec import Layer, ModelSpec
 
 CONV_INIT = keras.initializers.VarianceScaling(scale=2.0, mode="fan_out", distribution="untruncated_normal")
@@ -80,7 +80,7 @@ def _se(ops: _Ops, x, op: Op, name: _Scope):
     return kl.Multiply(name=name("excite", "se"))([x, se])
 
 
-def _head_pool(ops: _Ops, x, op: Op, name: _Scope):
+def _pool(ops: _Ops, x, op: Op, name: _Scope):
     # Whole-map average pooling, not a MEAN reduction: the reference's Edge TPU-friendly choice.
     return kl.Flatten(name=name("flatten"))(kl.AveragePooling2D(pool_size=op.in_size, name=name("pool"))(x))
 
@@ -97,7 +97,7 @@ _KERAS = {
     "conv1x1": _conv,
     "depthwise": lambda ops, x, op, name: ops.depthwise(x, name("depthwise_conv2d"), op.kernel, op.stride),
     "se": _se,
-    "pool": _head_pool,
+    "pool": _pool,
     "dense": _dense,
 }
 
@@ -119,7 +119,7 @@ def _apply(ops: _Ops, x, layer: Layer, scope: str, drop_connect: bool):
 
 
 def _scope(layer: Layer, block_index: int) -> str:
-    return layer.kind if layer.kind in ("stem", "head") else f"blocks_{block_index}"
+    return f"blocks_{block_index}" if layer.kind in block_kinds() else layer.kind
 
 
 def build_model(
