@@ -1,5 +1,6 @@
 """Latency models: measured (TFLite CPU, Edge TPU), lookup tables with calibration, the cost model."""
 
-from latency.base import LatencyModel, make_latency_model, register_source
+from latency.base import LATENCY_SOURCES, LatencyModel, register_source
+from latency.sources import make_latency_model
 
-__all__ = ["LatencyModel", "make_latency_model", "register_source"]
+__all__ = ["LATENCY_SOURCES", "LatencyModel", "make_latency_model", "register_source"]

@@ -1,15 +1,16 @@
-"""The one latency interface every source implements, and the registry that makes them by name.
+"""The one latency interface every source implements, and the registry of sources by name.
 
-A source string is what users type: `sim`, `lut:PATH`, `tflite-cpu`, `edgetpu`. Each source module
-registers a factory for its prefix; `make_latency_model` looks it up. Importing this module never
-imports TensorFlow (the measured sources import it when they measure).
+A source string is what users type: `sim`, `lut:PATH`, `tflite-cpu`, `edgetpu`. Each source is a
+factory registered for its prefix where it is defined (`@LATENCY_SOURCES.register("sim")`, see
+`latency.sources`); `latency.make_latency_model` looks it up. Importing this module never imports
+TensorFlow (the measured sources import it when they measure).
 """
 
 from __future__ import annotations
 
 from typing import Callable, Protocol, runtime_checkable
 
-from search_space.errors import UserError
+from search_space.registries import Registry
 from search_space.spec import ModelSpec
 
 
@@ -22,19 +23,10 @@ class LatencyModel(Protocol):
     def predict_ms(self, spec: ModelSpec) -> float: ...
 
 
-_FACTORIES: dict[str, Callable[[str], LatencyModel]] = {}
+# prefix -> factory(argument): the model for `prefix` or `prefix:argument`
+LATENCY_SOURCES = Registry("latency source")
 
 
 def register_source(prefix: str, factory: Callable[[str], LatencyModel]) -> None:
-    """`factory(argument)` builds the model for `prefix` or `prefix:argument`."""
-    _FACTORIES[prefix] = factory
-
-
-def make_latency_model(source: str) -> LatencyModel:
-    import latency.sources  # noqa: F401  (registers the built-in sources)
-
-    prefix, _, argument = source.partition(":")
-    if prefix not in _FACTORIES:
-        known = ", ".join(f"{p}:PATH" if p == "lut" else p for p in sorted(_FACTORIES))
-        raise UserError(f"unknown latency source '{source}' (known: {known})")
-    return _FACTORIES[prefix](argument)
+    """For sources defined outside this package; built-in ones use the decorator."""
+    LATENCY_SOURCES.register(prefix)(factory)

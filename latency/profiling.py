@@ -25,11 +25,12 @@ from typing import Callable, Sequence
 from latency.lookup_table import FORMAT, LookupTable, space_fingerprint
 from latency.measure import REPEATS, WARMUP, Timing
 from search_space.errors import UserError
+from search_space.registries import Registry
 from search_space.space import SearchSpace
 from search_space.spec import Layer, ModelSpec
 
 Progress = Callable[[str], None]
-SOURCES = ("tflite-cpu", "tflite-cpu:int8", "tflite-cpu:float", "edgetpu", "sim")
+PROFILERS = Registry("profiling source")
 
 
 def _version(package: str) -> str:
@@ -76,13 +77,14 @@ class Profiler:
         raise NotImplementedError
 
 
+@PROFILERS.register("tflite-cpu", "tflite-cpu:int8", "tflite-cpu:float")
 class TfliteCpuProfiler(Profiler):
     batch_layers = 40  # one conversion for 40 layers, each its own signature
 
-    def __init__(self, source: str, quantize: bool = True, **kwargs):
+    def __init__(self, source: str, **kwargs):
         super().__init__(source, **kwargs)
-        self.quantize = quantize
-        self.quantization = "int8" if quantize else "float32"
+        self.quantize = not source.endswith(":float")
+        self.quantization = "int8" if self.quantize else "float32"
 
     def device(self) -> str:
         return f"{cpu_name()} ({os.cpu_count()} cores), LiteRT with XNNPACK, {self.threads} thread(s)"
@@ -102,6 +104,7 @@ class TfliteCpuProfiler(Profiler):
         return time_tflite(contents, self.threads, self.warmup, self.repeats)
 
 
+@PROFILERS.register("edgetpu")
 class EdgeTpuProfiler(Profiler):
     # edgetpu_compiler maps one model per file here; layers are converted one by one.
 
@@ -127,6 +130,7 @@ class EdgeTpuProfiler(Profiler):
         return time_on_edgetpu([spec_to_tflite(spec) for spec in specs], self.warmup, self.repeats)
 
 
+@PROFILERS.register("sim")
 class SimProfiler(Profiler):
     batch_layers = 1000
 
@@ -158,14 +162,7 @@ class SimProfiler(Profiler):
 
 
 def make_profiler(source: str, threads: int = 1, warmup: int = WARMUP, repeats: int = REPEATS) -> Profiler:
-    kwargs = {"threads": threads, "warmup": warmup, "repeats": repeats}
-    if source in ("tflite-cpu", "tflite-cpu:int8", "tflite-cpu:float"):
-        return TfliteCpuProfiler(source, quantize=not source.endswith(":float"), **kwargs)
-    if source == "edgetpu":
-        return EdgeTpuProfiler(source, **kwargs)
-    if source == "sim":
-        return SimProfiler(source, **kwargs)
-    raise UserError(f"unknown profiling source '{source}' (known: {', '.join(SOURCES)})")
+    return PROFILERS.get(source)(source, threads=threads, warmup=warmup, repeats=repeats)
 
 
 class _Eta:

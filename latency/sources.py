@@ -1,4 +1,4 @@
-"""Registers the built-in latency sources with `latency.base`.
+"""The built-in latency sources, each registered where it is defined, and `make_latency_model`.
 
 `sim` (the Edge TPU cost model) and `lut:PATH` (a lookup table, calibrated or not) predict without
 TensorFlow; `tflite-cpu[:float|int8]` and `edgetpu` build, convert and time each spec, importing
@@ -7,21 +7,29 @@ TensorFlow only when they measure.
 
 from __future__ import annotations
 
-from latency.base import register_source
+from latency.base import LATENCY_SOURCES, LatencyModel
 from latency.edgetpu_model import EdgeTpuCostModel
 from search_space.errors import UserError
 from search_space.spec import ModelSpec
 
 
-def _sim(argument: str) -> EdgeTpuCostModel:
+def make_latency_model(source: str) -> LatencyModel:
+    prefix, _, argument = source.partition(":")
+    return LATENCY_SOURCES.get(prefix)(argument)
+
+
+def _no_argument(prefix: str, argument: str) -> None:
     if argument:
-        raise UserError(f"latency source 'sim' takes no argument, got 'sim:{argument}'")
+        raise UserError(f"latency source '{prefix}' takes no argument, got '{prefix}:{argument}'")
+
+
+@LATENCY_SOURCES.register("sim")
+def _sim(argument: str) -> EdgeTpuCostModel:
+    _no_argument("sim", argument)
     return EdgeTpuCostModel()
 
 
-register_source("sim", _sim)
-
-
+@LATENCY_SOURCES.register("lut")
 def _lut(argument: str):
     from latency.lookup_table import LookupTable, LookupTableModel
 
@@ -43,18 +51,14 @@ class MeasuredLatency:
         return self.profiler.models([spec])[0].ms
 
 
+@LATENCY_SOURCES.register("tflite-cpu")
 def _tflite_cpu(argument: str) -> MeasuredLatency:
     if argument not in ("", "int8", "float"):
         raise UserError(f"latency source 'tflite-cpu' takes int8 or float, got 'tflite-cpu:{argument}'")
     return MeasuredLatency("tflite-cpu" + (f":{argument}" if argument else ""))
 
 
+@LATENCY_SOURCES.register("edgetpu")
 def _edgetpu(argument: str) -> MeasuredLatency:
-    if argument:
-        raise UserError(f"latency source 'edgetpu' takes no argument, got 'edgetpu:{argument}'")
+    _no_argument("edgetpu", argument)
     return MeasuredLatency("edgetpu")
-
-
-register_source("lut", _lut)
-register_source("tflite-cpu", _tflite_cpu)
-register_source("edgetpu", _edgetpu)

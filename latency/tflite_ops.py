@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from search_space.errors import UserError
-from latency.edgetpu_model import Work, op_work
+from latency.work import Work, op_work
 
 # MAC-free ops still cost an issue slot each; these are the layout-only ones the compiler drops.
 _FREE_OPS = frozenset({"RESHAPE", "SQUEEZE"})

@@ -1,4 +1,4 @@
-"""One Keras builder for every family: it walks `ModelSpec.layers()` and nothing else.
+"""One Keras builder for every family: it walks the ops (`search_space.ops`) of `ModelSpec.layers()`.
 
 Layer names mirror the reference's TF1 variable scopes with '.' for '/' (Keras forbids '/'):
 `stem.conv2d`, `blocks_3.tpu_batch_normalization_1`, `blocks_5.se.conv2d`, `head.dense`, so a
@@ -14,6 +14,7 @@ import math
 import keras
 from keras import layers as kl
 
+from search_space.ops import Op, block_kinds
 from search_space.spec import Layer, ModelSpec
 
 CONV_INIT = keras.initializers.VarianceScaling(scale=2.0, mode="fan_out", distribution="untruncated_normal")
@@ -66,57 +67,59 @@ class _Ops:
         return kl.Activation(self.act, name=name + ".act")(x) if activate else x
 
 
-def _block(ops: _Ops, x, layer: Layer, scope: _Scope, training_drop_connect: bool):
-    inputs = x
-    name = scope
-    if layer.kind == "mbconv":
-        if layer.expand_ratio != 1:
-            x = ops.bn(ops.conv(x, name("conv2d"), layer.expanded_ch, 1), name("tpu_batch_normalization"))
-        x = ops.bn(ops.depthwise(x, name("depthwise_conv2d"), layer.kernel, layer.stride),
-                   name("tpu_batch_normalization"))
-    elif layer.expand_ratio != 1:
-        stride = 1 if layer.fused_stride_on == "project" else layer.stride
-        x = ops.bn(ops.conv(x, name("conv2d"), layer.expanded_ch, layer.kernel, stride),
-                   name("tpu_batch_normalization"))
-    if layer.se_ch:
-        se = kl.GlobalAveragePooling2D(keepdims=True, name=name("pool", "se"))(x)
-        se = ops.conv(se, name("conv2d", "se"), layer.se_ch, 1, use_bias=True)
-        se = kl.Activation(ops.act, name=name("act", "se"))(se)
-        se = ops.conv(se, name("conv2d", "se"), layer.expanded_ch, 1, use_bias=True)
-        se = kl.Activation("sigmoid", name=name("gate", "se"))(se)
-        x = kl.Multiply(name=name("excite", "se"))([x, se])
-    project_stride = layer.stride if layer.kind == "fused_mbconv" and (
-        layer.fused_stride_on == "project" or layer.expand_ratio == 1) else 1
-    x = ops.conv(x, name("conv2d"), layer.out_ch, 1, project_stride)
-    x = ops.bn(x, name("tpu_batch_normalization"), activate=False)
-    if layer.residual:
-        drop = 1.0 - layer.survival_prob
-        if drop > 0 and training_drop_connect:
-            x = kl.Dropout(drop, noise_shape=(None, 1, 1, 1), name=name("drop_connect"))(x)
-        x = kl.Add(name=name("add"))([x, inputs])
+def _conv(ops: _Ops, x, op: Op, name: _Scope):
+    return ops.conv(x, name("conv2d"), op.out_ch, op.kernel, op.stride)
+
+
+def _se(ops: _Ops, x, op: Op, name: _Scope):
+    se = kl.GlobalAveragePooling2D(keepdims=True, name=name("pool", "se"))(x)
+    se = ops.conv(se, name("conv2d", "se"), op.hidden, 1, use_bias=True)
+    se = kl.Activation(ops.act, name=name("act", "se"))(se)
+    se = ops.conv(se, name("conv2d", "se"), op.out_ch, 1, use_bias=True)
+    se = kl.Activation("sigmoid", name=name("gate", "se"))(se)
+    return kl.Multiply(name=name("excite", "se"))([x, se])
+
+
+def _pool(ops: _Ops, x, op: Op, name: _Scope):
+    # Whole-map average pooling, not a MEAN reduction: the reference's Edge TPU-friendly choice.
+    return kl.Flatten(name=name("flatten"))(kl.AveragePooling2D(pool_size=op.in_size, name=name("pool"))(x))
+
+
+def _dense(ops: _Ops, x, op: Op, name: _Scope):
+    if ops.spec.dropout > 0:
+        x = kl.Dropout(ops.spec.dropout, name=name("dropout"))(x)
+    return kl.Dense(op.out_ch, kernel_initializer=ops._init(DENSE_INIT), name=name("dense"))(x)
+
+
+# Each op kind of search_space.ops as Keras layers; convs are followed by their batch norm there.
+_KERAS = {
+    "conv": _conv,
+    "conv1x1": _conv,
+    "depthwise": lambda ops, x, op, name: ops.depthwise(x, name("depthwise_conv2d"), op.kernel, op.stride),
+    "se": _se,
+    "pool": _pool,
+    "dense": _dense,
+}
+
+
+def _apply(ops: _Ops, x, layer: Layer, scope: str, drop_connect: bool):
+    """The layer's ops in order, named in the reference's scope `scope`."""
+    inputs, name = x, _Scope(scope)
+    for op in layer.ops:
+        if op.kind == "add":
+            drop = 1.0 - layer.survival_prob
+            if drop > 0 and drop_connect:
+                x = kl.Dropout(drop, noise_shape=(None, 1, 1, 1), name=name("drop_connect"))(x)
+            x = kl.Add(name=name("add"))([x, inputs])
+            continue
+        x = _KERAS[op.kind](ops, x, op, name)
+        if op.norm:
+            x = ops.bn(x, name("tpu_batch_normalization"), activate=op.act)
     return x
 
 
-def _stem(ops: _Ops, x, layer: Layer):
-    return ops.bn(ops.conv(x, "stem.conv2d", layer.out_ch, layer.kernel, layer.stride), "stem.tpu_batch_normalization")
-
-
-def _head(ops: _Ops, x, layer: Layer):
-    x = ops.bn(ops.conv(x, "head.conv2d", layer.expanded_ch, 1), "head.tpu_batch_normalization")
-    # Whole-map average pooling, not a MEAN reduction: the reference's Edge TPU-friendly choice.
-    x = kl.AveragePooling2D(pool_size=layer.in_size, name="head.pool")(x)
-    x = kl.Flatten(name="head.flatten")(x)
-    if ops.spec.dropout > 0:
-        x = kl.Dropout(ops.spec.dropout, name="head.dropout")(x)
-    return kl.Dense(layer.out_ch, kernel_initializer=ops._init(DENSE_INIT), name="head.dense")(x)
-
-
-def _apply(ops: _Ops, x, layer: Layer, block_index: int, drop_connect: bool):
-    if layer.kind == "stem":
-        return _stem(ops, x, layer)
-    if layer.kind == "head":
-        return _head(ops, x, layer)
-    return _block(ops, x, layer, _Scope(f"blocks_{block_index}"), drop_connect)
+def _scope(layer: Layer, block_index: int) -> str:
+    return f"blocks_{block_index}" if layer.kind in block_kinds() else layer.kind
 
 
 def build_model(
@@ -128,7 +131,7 @@ def build_model(
     inputs = keras.Input((spec.resolution, spec.resolution, 3), batch_size=batch_size, name="images")
     x = inputs
     for i, layer in enumerate(spec.layers()):
-        x = _apply(ops, x, layer, i - 1, drop_connect)
+        x = _apply(ops, x, layer, _scope(layer, i - 1), drop_connect)
     return keras.Model(inputs, x, name=spec.name)
 
 
@@ -139,7 +142,7 @@ def build_layer_model(layer: Layer, spec: ModelSpec, seed: int | None = None) ->
     """
     ops = _Ops(spec, seed)
     inputs = keras.Input((layer.in_size, layer.in_size, layer.in_ch), batch_size=1, name="x")
-    return keras.Model(inputs, _apply(ops, inputs, layer, 0, drop_connect=False))
+    return keras.Model(inputs, _apply(ops, inputs, layer, _scope(layer, 0), drop_connect=False))
 
 
 def trainable_params(model: keras.Model) -> int:

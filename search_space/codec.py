@@ -1,7 +1,8 @@
-"""The official block-string grammar of the TPU models repository (EfficientNet, MnasNet, EdgeTPU).
+"""`BlockSpec` and the official block-string grammar of the TPU models repository (EfficientNet,
+MnasNet, EdgeTPU): a block and the string that states it live together, so neither imports the other.
 
 `r2_k3_s22_e8_i24_o32_c1` means: 2 repeats, kernel 3, stride 2x2, expansion 8, 24 -> 32 filters,
-conv type 1 (fused). Tokens: r k s e i o (required), se<float>, c<0|1>, noskip. The grammar also has
+conv type 1 (fused; each registered block kind has its conv type, `search_space.ops`). Tokens: r k s e i o (required), se<float>, c<0|1>, noskip. The grammar also has
 f, p, cc, d and a; none of the released models sets them, so only their neutral value (0) is
 accepted and anything else is rejected rather than silently ignored.
 
@@ -12,19 +13,50 @@ out `c0`, which is how every published string is written, so published strings r
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from search_space.errors import UserError
-from search_space.spec import BlockSpec
+from search_space.errors import SpecError, UserError
+from search_space.ops import LAYER_KINDS, block_kinds
 
 _TOKEN = re.compile(r"^([a-z]+)(\d.*)?$")
 _REQUIRED = ("r", "k", "s", "e", "i", "o")
 _NEUTRAL_ONLY = {"f": "fused_conv", "p": "super_pixel", "cc": "condense_ratio", "d": "dilation", "a": "activation"}
-_KINDS = {0: "mbconv", 1: "fused_mbconv"}
-_CONV_TYPES = {kind: c for c, kind in _KINDS.items()}
 
 
 class BlockStringError(UserError):
     pass
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One stage before repetition, exactly as a block string states it."""
+
+    kind: str = "mbconv"
+    kernel: int = 3
+    stride: int = 1
+    expand_ratio: int = 1
+    in_filters: int = 32
+    out_filters: int = 16
+    repeats: int = 1
+    se_ratio: float = 0.0
+    skip: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in block_kinds():
+            raise SpecError(f"block kind '{self.kind}' is not one of {', '.join(block_kinds())}")
+        for name in ("kernel", "stride", "expand_ratio", "in_filters", "out_filters", "repeats"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise SpecError(f"block {name} must be a positive whole number, got {value!r}")
+        if self.kernel % 2 == 0:
+            raise SpecError(f"block kernel must be odd, got {self.kernel}")
+        if self.stride not in (1, 2):
+            raise SpecError(f"block stride must be 1 or 2, got {self.stride}")
+        if not 0.0 <= float(self.se_ratio) <= 1.0:
+            raise SpecError(f"block se_ratio must be in [0, 1], got {self.se_ratio}")
+
+    def __str__(self) -> str:
+        return encode_block(self)
 
 
 def _positive_int(token: str, value: str) -> int:
@@ -65,9 +97,11 @@ def decode_block(block_string: str) -> BlockSpec:
             raise BlockStringError(
                 f"block string '{block_string}': token '{key}{options[key]}' ({what}) is not supported; only {key}0"
             )
-    conv_type = options.get("c", "0")
-    if conv_type not in ("0", "1"):
-        raise BlockStringError(f"block string '{block_string}': token 'c{options['c']}': conv type must be 0 or 1")
+    kinds = {str(LAYER_KINDS.get(k).conv_type): k for k in block_kinds()}
+    kind = kinds.get(options.get("c", "0"))
+    if kind is None:
+        known = " or ".join(kinds)
+        raise BlockStringError(f"block string '{block_string}': token 'c{options['c']}': conv type must be {known}")
     se_ratio = 0.0
     if "se" in options:
         try:
@@ -80,7 +114,7 @@ def decode_block(block_string: str) -> BlockSpec:
     if values["k"] % 2 == 0:
         raise BlockStringError(f"block string '{block_string}': token 'k{values['k']}': kernel must be odd")
     return BlockSpec(
-        kind=_KINDS[int(conv_type)],
+        kind=kind,
         kernel=values["k"],
         stride=int(options["s"][0]),
         expand_ratio=values["e"],
@@ -102,8 +136,9 @@ def encode_block(block: BlockSpec) -> str:
         f"i{block.in_filters}",
         f"o{block.out_filters}",
     ]
-    if _CONV_TYPES[block.kind]:
-        parts.append(f"c{_CONV_TYPES[block.kind]}")
+    conv_type = LAYER_KINDS.get(block.kind).conv_type
+    if conv_type:
+        parts.append(f"c{conv_type}")
     if block.se_ratio:
         parts.append(f"se{block.se_ratio:g}")
     if not block.skip:

@@ -7,3 +7,7 @@ on stderr and exit status 2. Anything else escaping is an internal bug and keeps
 
 class UserError(Exception):
     """A problem with the user's input; the message says what and, where useful, what to do."""
+
+
+class SpecError(UserError):
+    """An architecture (block, model spec) that is not valid."""

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from search_space.errors import UserError
-from search_space.spec import BLOCK_KINDS, BlockSpec, Layer, ModelSpec, round_filters
+from search_space.ops import block_kinds
+from search_space.spec import BlockSpec, Layer, ModelSpec, round_filters
 
 DECISIONS = ("kind", "kernel", "expand_ratio", "filter_multiplier", "repeats_delta", "skip", "se_ratio")
 EDGETPU_CHOICES: dict[str, tuple] = {
@@ -55,7 +56,7 @@ def _check_options(path: str, name: str, values: Any) -> tuple:
         raise SpaceError(f"{path}.{name}: options repeat: {list(values)}")
     for v in values:
         if name == "kind":
-            ok = v in BLOCK_KINDS
+            ok = v in block_kinds()
         elif name == "skip":
             ok = isinstance(v, bool)
         elif name in ("kernel", "expand_ratio"):

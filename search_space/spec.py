@@ -12,49 +12,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from search_space.errors import UserError
+from search_space.codec import BlockSpec, decode_block, encode_block
+from search_space.errors import SpecError, UserError
+from search_space.ops import LAYER_KINDS, Op, block_kind, layer_ops
 
-BLOCK_KINDS = ("mbconv", "fused_mbconv")
 ACTIVATIONS = ("relu", "relu6", "swish")
 FUSED_STRIDE_PLACES = ("expand", "project")
-
-
-class SpecError(UserError):
-    pass
-
-
-@dataclass(frozen=True)
-class BlockSpec:
-    """One stage before repetition, exactly as a block string states it."""
-
-    kind: str = "mbconv"
-    kernel: int = 3
-    stride: int = 1
-    expand_ratio: int = 1
-    in_filters: int = 32
-    out_filters: int = 16
-    repeats: int = 1
-    se_ratio: float = 0.0
-    skip: bool = True
-
-    def __post_init__(self) -> None:
-        if self.kind not in BLOCK_KINDS:
-            raise SpecError(f"block kind '{self.kind}' is not one of {', '.join(BLOCK_KINDS)}")
-        for name in ("kernel", "stride", "expand_ratio", "in_filters", "out_filters", "repeats"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise SpecError(f"block {name} must be a positive whole number, got {value!r}")
-        if self.kernel % 2 == 0:
-            raise SpecError(f"block kernel must be odd, got {self.kernel}")
-        if self.stride not in (1, 2):
-            raise SpecError(f"block stride must be 1 or 2, got {self.stride}")
-        if not 0.0 <= float(self.se_ratio) <= 1.0:
-            raise SpecError(f"block se_ratio must be in [0, 1], got {self.se_ratio}")
-
-    def __str__(self) -> str:
-        from search_space.codec import encode_block
-
-        return encode_block(self)
 
 
 def round_filters(filters: float, width: float, divisor: int = 8, min_depth: int | None = None) -> int:
@@ -80,7 +43,7 @@ class Layer:
     For the head, `expanded_ch` is the 1x1 conv width and `out_ch` the number of classes.
     """
 
-    kind: str  # "stem", "mbconv", "fused_mbconv", "head"
+    kind: str  # a registered layer kind (search_space.ops): "stem", a block kind, "head"
     in_size: int
     in_ch: int
     expanded_ch: int
@@ -99,6 +62,10 @@ class Layer:
         return -(-self.in_size // self.stride)  # 'same' padding
 
     @property
+    def ops(self) -> tuple[Op, ...]:
+        return layer_ops(self)
+
+    @property
     def key(self) -> tuple:
         """What determines this layer's cost: the lookup-table key (stage and drop-connect excluded)."""
         return (
@@ -112,7 +79,7 @@ class Layer:
             self.expand_ratio,
             self.se_ch,
             self.residual,
-            self.fused_stride_on if self.kind == "fused_mbconv" and self.stride > 1 else "expand",
+            self.fused_stride_on if LAYER_KINDS.get(self.kind).stride_placement and self.stride > 1 else "expand",
         )
 
 
@@ -170,7 +137,7 @@ class ModelSpec:
 
     @property
     def block_strings(self) -> list[str]:
-        return [str(b) for b in self.blocks]
+        return [encode_block(b) for b in self.blocks]
 
     def layers(self) -> list[Layer]:
         """Stem, every repeat of every block (after rounding), head."""
@@ -189,9 +156,9 @@ class ModelSpec:
         for idx, (stage, block, declared_in, declared_out, stride) in enumerate(plan):
             expanded = declared_in * block.expand_ratio if block.expand_ratio != 1 else channels
             residual = block.skip and stride == 1 and channels == declared_out
-            if block.kind == "fused_mbconv":
-                # The reference compares the *declared* filters for fused blocks; it would crash on a
-                # declared match with a real mismatch, so that case gets no residual here.
+            if block_kind(block.kind).declared_residual:
+                # The reference would crash on a declared match with a real mismatch, so that case
+                # gets no residual here.
                 residual = residual and declared_in == declared_out
             se_ch = max(1, int(declared_in * block.se_ratio)) if block.se_ratio else 0
             layer = Layer(
@@ -225,8 +192,6 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "spec") -> "ModelSpec":
-        from search_space.codec import decode_block
-
         if not isinstance(data, dict):
             raise SpecError(f"{source}: expected a mapping of spec fields, got {type(data).__name__}")
         known = {f.name: f for f in dataclasses.fields(cls)}

@@ -1,11 +1,12 @@
 """Analytic counts against published figures and against the Keras models the builder makes."""
 
+import collections
 import dataclasses
 import sys
 
 import pytest
 
-from search_space import REGISTRY, count_macs, count_params, model_cost
+from search_space import REGISTRY, Cost, count_macs, count_params, model_cost
 
 
 def _thousand_classes(name):
@@ -20,6 +21,16 @@ def test_edgetpu_matches_published_size(name, params_m, gmacs):
     cost = model_cost(_thousand_classes(name))
     assert round(cost.params / 1e6, 2) == params_m
     assert round(cost.macs / 1e9, 2) == gmacs
+
+
+@pytest.mark.parametrize("name, params, macs", [
+    ("efficientnet-edgetpu-S", 5_438_392, 1_788_731_008),
+    ("efficientnet-edgetpu-M", 6_899_496, 3_013_321_088),
+    ("efficientnet-edgetpu-L", 10_589_712, 7_936_082_848),
+])
+def test_edgetpu_exact_counts(name, params, macs):
+    # The published 1,789 / 3,013 / 7,936 M MACs, to the unit as the reference counts them.
+    assert model_cost(_thousand_classes(name)) == Cost(params, macs)
 
 
 def test_mnasnet_a1_matches_published_size():
@@ -61,12 +72,21 @@ SLOW = [n for n in REGISTRY if n not in FAST]
 
 
 def _check_builder(name):
+    """Whole model and layer by layer: the Keras layers of each scope hold the params of its ops."""
     import keras
 
     from search_space.builder import build_model, trainable_params
 
-    model = build_model(REGISTRY[name])
-    assert trainable_params(model) == _keras_trainable(model) == count_params(REGISTRY[name])
+    spec = REGISTRY[name]
+    model = build_model(spec)
+    assert trainable_params(model) == _keras_trainable(model) == count_params(spec)
+    per_scope = collections.Counter()
+    for layer in model.layers:
+        per_scope[layer.name.split(".")[0]] += sum(int(w.numpy().size) for w in layer.trainable_weights)
+    layers = spec.layers()
+    scopes = ["stem", *(f"blocks_{i}" for i in range(len(layers) - 2)), "head"]
+    assert {scope: per_scope[scope] for scope in scopes} == {
+        scope: sum(op.params for op in layer.ops) for scope, layer in zip(scopes, layers)}
     keras.backend.clear_session()
 
 

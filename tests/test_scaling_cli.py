@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import latency.base
-import latency.sources  # noqa: F401  (registers the built-in sources before tests add or remove one)
+from latency import LATENCY_SOURCES
 from nas.cli import main
 from search_space import REGISTRY, ModelSpec, count_macs, get_spec
 from scaling import nominal_cost_factor, scale_phi
@@ -41,7 +40,7 @@ class MacsLatency:
 
 @pytest.fixture
 def macs_latency(monkeypatch):
-    monkeypatch.setitem(latency.base._FACTORIES, "test-macs", lambda argument: MacsLatency())
+    monkeypatch.setitem(LATENCY_SOURCES._entries, "test-macs", lambda argument: MacsLatency())
     return "test-macs"
 
 
@@ -79,7 +78,7 @@ def test_latency_column_from_the_requested_source(tmp_path, capsys, macs_latency
 
 
 def test_default_latency_source_unavailable_leaves_the_column_out(tmp_path, capsys, monkeypatch):
-    monkeypatch.delitem(latency.base._FACTORIES, "sim", raising=False)
+    monkeypatch.delitem(LATENCY_SOURCES._entries, "sim", raising=False)
     assert main(["scale", "--phi", "1", "-o", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "no latency column" in out and "latency ms" not in out
