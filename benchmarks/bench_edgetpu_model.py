@@ -38,6 +38,8 @@ REBUILDABLE = {
     "vgg16": ("keras", "VGG16"),
     "efficientnet-edgetpu-S": ("registry", "efficientnet-edgetpu-S"),
     "efficientnet-edgetpu-L": ("registry", "efficientnet-edgetpu-L"),
+    **{name: ("zoo", name) for name in ("inception_v1", "inception_v4", "squeezenet", "mobilenet_v1_ssd",
+                                         "mobilenet_v2_ssd", "unet_mobilenet_v2", "deeplab_v3")},
 }
 
 
@@ -63,7 +65,12 @@ def build_int8(model: str, size: int) -> Path:
     from search_space.tflite import convert, random_representative
 
     kind, name = REBUILDABLE[model]
-    if kind == "keras":
+    if kind == "zoo":
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from edgetpu_zoo import BUILDERS
+
+        net = BUILDERS[name](size)
+    elif kind == "keras":
         inputs = keras.Input((size, size, 3), batch_size=1)
         net = getattr(keras.applications, name)(weights=None, input_tensor=inputs)
     else:
