@@ -19,10 +19,11 @@ from latency.edgetpu_model import FITTED_NAMES, EdgeTpuConstants, Work, predict_
 
 # Where the fit starts and what the prior pulls towards: int8 convs reach a fair share of the
 # array's peak, depthwise convs far less (one input channel per output leaves most of the systolic
-# array idle), USB 3 moves a few hundred MB/s in practice, an invoke costs about a millisecond.
+# array idle), USB 3 moves a few hundred MB/s in practice, an invoke costs about a millisecond, and
+# MAC-free ops stream activations through the chip at a few GB/s.
 NOMINAL = EdgeTpuConstants(
     efficiency_conv=0.5, efficiency_depthwise=0.1, efficiency_conv1x1=0.5, efficiency_dense=0.1,
-    op_overhead_ms=0.02, host_mb_per_s=400.0, fixed_ms=1.0, note="nominal",
+    op_overhead_ms=0.02, host_mb_per_s=400.0, fixed_ms=1.0, move_mb_per_s=2000.0, note="nominal",
 )
 PRIOR_SIGMA = math.log(3.0)  # each constant is believed within a factor of 3 of its nominal value
 
@@ -50,11 +51,18 @@ def fit_constants(works: Sequence[Work], measured_ms: Sequence[float], prior: Ed
     return dataclasses.replace(_with(prior, result.x), note=note)
 
 
+def leave_group_out_ms(works: Sequence[Work], measured_ms: Sequence[float], groups: Sequence, **kwargs) -> list[float]:
+    """Each row's prediction from constants fitted without any row of its group."""
+    out = [0.0] * len(works)
+    for group in dict.fromkeys(groups):
+        rest = [j for j in range(len(works)) if groups[j] != group]
+        constants = fit_constants([works[j] for j in rest], [measured_ms[j] for j in rest], **kwargs)
+        for i in range(len(works)):
+            if groups[i] == group:
+                out[i] = predict_work_ms(works[i], constants)
+    return out
+
+
 def leave_one_out_ms(works: Sequence[Work], measured_ms: Sequence[float], **kwargs) -> list[float]:
     """Each row's prediction from constants fitted on all the other rows."""
-    out = []
-    for i in range(len(works)):
-        rest = [j for j in range(len(works)) if j != i]
-        constants = fit_constants([works[j] for j in rest], [measured_ms[j] for j in rest], **kwargs)
-        out.append(predict_work_ms(works[i], constants))
-    return out
+    return leave_group_out_ms(works, measured_ms, list(range(len(works))), **kwargs)

@@ -1,18 +1,23 @@
 """An analytic latency model of the Coral Edge TPU (the `sim` source): no device, no TensorFlow.
 
 The chip is an int8 multiply-accumulate array of about 4 TOPS peak (2e12 MAC/s) with about 8 MB of
-on-chip memory that caches parameters. One inference costs
+on-chip memory that caches parameters; the USB Accelerator has no memory of its own beyond it. One
+inference costs
 
-    fixed_ms                                   invoke + USB round trip set-up
-  + op_overhead_ms * ops                       per-op instruction issue / pipeline fill
-  + sum_kind macs_kind / (PEAK * efficiency_kind)   full kxk, depthwise, 1x1 convs and dense differ
-  + host_bytes / host_bandwidth                input and output tensors, plus every parameter byte
-                                               beyond the on-chip memory, streamed each inference
+    fixed_ms                                        invoke + USB round trip set-up
+  + op_overhead_ms * ops                            per-op instruction issue / pipeline fill
+  + sum_kind padded_macs_kind / (PEAK * eff_kind)   MACs with partial array tiles counted whole
+                                                    (65 channels on a 64-wide array take 2 passes)
+  + moved_bytes / move_bandwidth                    element-wise, concat, pool, resize, pad: these
+                                                    move whole activation maps and do no MACs
+  + (streamed params + io + 2 * spill) / USB bw     parameters beyond 8 MB, input/output and tensors
+                                                    crossing to the host, activations that do not
+                                                    fit on chip (out to the host and back)
+  + host CPU: per op + MACs + bytes                 ops the compiler leaves to the CPU
 
-The model reads a model's *work summary* (`latency.work.Work`), which comes either from the ops of a
-`ModelSpec`'s layers or from the ops of any int8 .tflite file (`latency.tflite_ops`), so released specs, search
-candidates and keras.applications models are all predicted by the same formula. The few constants
-are fitted to Coral's published latencies by benchmarks/bench_edgetpu_model.py and ship as data in
+The model reads a model's *work summary* (`latency.work.Work`) from the ops of a `ModelSpec`'s layers
+or from any int8 .tflite file (`latency.tflite_ops`). The constants are fitted to Coral's published
+latencies by benchmarks/bench_edgetpu_model.py and ship with their meanings in
 latency/data/edgetpu_constants.json.
 """
 
@@ -24,7 +29,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from latency.work import BIAS_BYTES, OP_KINDS, Work, layer_work, op_work, spec_work  # noqa: F401 (public here)
+from latency.work import (BIAS_BYTES, MAC_TILE, OP_KINDS, Work, layer_work, op_work, spec_work,  # noqa: F401
+                          spec_work_io)
 from search_space.errors import UserError
 from search_space.spec import ModelSpec
 
@@ -42,6 +48,11 @@ class EdgeTpuConstants:
     op_overhead_ms: float
     host_mb_per_s: float  # MB = 1e6 bytes
     fixed_ms: float
+    move_mb_per_s: float = 2000.0
+    mac_tile: int = MAC_TILE
+    host_op_ms: float = 0.05
+    host_gmacs_per_s: float = 10.0
+    host_cpu_mb_per_s: float = 2000.0
     note: str = ""
 
     def efficiency(self, kind: str) -> float:
@@ -52,7 +63,22 @@ class EdgeTpuConstants:
 
 
 FITTED_NAMES = ("efficiency_conv", "efficiency_depthwise", "efficiency_conv1x1", "op_overhead_ms",
-                "host_mb_per_s", "fixed_ms")
+                "host_mb_per_s", "fixed_ms", "move_mb_per_s")
+MEANINGS = {
+    "efficiency_conv": "share of the 2e12 MAC/s peak that full kxk convolutions reach, on padded MACs (fitted)",
+    "efficiency_depthwise": "same for depthwise convolutions (fitted)",
+    "efficiency_conv1x1": "same for 1x1 convolutions (fitted)",
+    "efficiency_dense": "same for fully connected layers (not fitted: no row has enough dense work to pin it)",
+    "op_overhead_ms": "per Edge TPU op: instruction issue, pipeline fill and drain (fitted)",
+    "host_mb_per_s": "USB bandwidth: streamed parameters beyond 8 MB, input/output, spilled activations (fitted)",
+    "fixed_ms": "per inference: invoke and USB round trip set-up (fitted)",
+    "move_mb_per_s": "on-chip rate of MAC-free ops (add, mul, concat, pool, resize, pad), bytes read+written (fitted)",
+    "mac_tile": "MAC array width: channel dims are padded to multiples of it (64x64 matches 4 TOPS; chosen "
+                "by the benchmark among 32, 64, 128)",
+    "host_op_ms": "per op run on the host CPU (nominal, not fitted: no published row runs ops on the host)",
+    "host_gmacs_per_s": "host CPU int8 rate for MAC ops run there (nominal, not fitted)",
+    "host_cpu_mb_per_s": "host CPU rate for the bytes its ops read and write (nominal, not fitted)",
+}
 
 
 @functools.lru_cache(maxsize=4)
@@ -65,11 +91,67 @@ def load_constants(path: str | Path = CONSTANTS_PATH) -> EdgeTpuConstants:
         raise UserError(f"cannot read Edge TPU cost-model constants '{path}': {exc}") from None
 
 
-def predict_work_ms(work: Work, constants: EdgeTpuConstants) -> float:
-    compute_s = sum(m / (PEAK_MACS_PER_S * constants.efficiency(k)) for k, m in zip(OP_KINDS, work.macs))
-    streamed = max(0, work.param_bytes - ONCHIP_PARAM_BYTES) + work.io_bytes
-    host_s = streamed / (constants.host_mb_per_s * 1e6)
-    return constants.fixed_ms + constants.op_overhead_ms * work.ops + 1e3 * (compute_s + host_s)
+def breakdown_ms(work: Work, c: EdgeTpuConstants) -> dict[str, float]:
+    """Where the time goes, in ms, term by term; `predict_work_ms` is their sum."""
+    usb = 1e-3 / c.host_mb_per_s  # ms per byte
+    out = {"fixed": c.fixed_ms, "op overhead": c.op_overhead_ms * work.ops}
+    for kind, padded in zip(OP_KINDS, work.padded_macs):
+        out[f"{kind} MACs"] = 1e3 * padded / (PEAK_MACS_PER_S * c.efficiency(kind))
+    out["moved bytes"] = 1e-3 * work.moved_bytes / c.move_mb_per_s
+    out["streamed params"] = usb * max(0, work.param_bytes - ONCHIP_PARAM_BYTES)
+    out["input/output"] = usb * work.io_bytes
+    out["spilled activations"] = usb * 2 * work.spill_bytes
+    out["host CPU"] = (c.host_op_ms * work.host_ops + 1e3 * work.host_macs / (c.host_gmacs_per_s * 1e9)
+                       + 1e-3 * work.host_bytes / c.host_cpu_mb_per_s)
+    return out
+
+
+def _linear_ms(work: Work, c: EdgeTpuConstants) -> float:
+    """Every term but the fixed cost and parameter streaming: additive over ops, so it can be cached
+    per layer. The sum of breakdown_ms's terms, inlined: this runs once per candidate in a search."""
+    compute = sum(p / e for p, e in zip(work.padded_macs, (c.efficiency_conv, c.efficiency_depthwise,
+                                                           c.efficiency_conv1x1, c.efficiency_dense)))
+    ms = (c.op_overhead_ms * work.ops + 1e3 * compute / PEAK_MACS_PER_S
+          + 1e-3 * (work.moved_bytes / c.move_mb_per_s + (work.io_bytes + 2 * work.spill_bytes) / c.host_mb_per_s))
+    if work.host_ops:
+        ms += (c.host_op_ms * work.host_ops + 1e3 * work.host_macs / (c.host_gmacs_per_s * 1e9)
+               + 1e-3 * work.host_bytes / c.host_cpu_mb_per_s)
+    return ms
+
+
+def _fixed_and_streaming_ms(param_bytes: int, c: EdgeTpuConstants) -> float:
+    return c.fixed_ms + 1e-3 * max(0, param_bytes - ONCHIP_PARAM_BYTES) / c.host_mb_per_s
+
+
+def predict_work_ms(work: Work, c: EdgeTpuConstants) -> float:
+    return _fixed_and_streaming_ms(work.param_bytes, c) + _linear_ms(work, c)
+
+
+@dataclass(frozen=True)
+class TflitePrediction:
+    ms: float
+    on_host: tuple[str, ...]  # ops the Edge TPU compiler would leave to the host CPU, in order
+    unknown: tuple[str, ...]  # ops the model does not know: run on the host, costed with its per-op default
+
+    def describe(self) -> str:
+        lines = []
+        if self.on_host:
+            lines.append(f"{len(self.on_host)} op(s) on the host CPU (from the first unsupported op on): "
+                         + ", ".join(self.on_host))
+        if self.unknown:
+            lines.append("unknown to the cost model, costed as host ops (per-op default + bytes): "
+                         + ", ".join(sorted(set(self.unknown))))
+        return "\n".join(lines)
+
+
+def predict_tflite(path, constants: EdgeTpuConstants | None = None) -> TflitePrediction:
+    """A .tflite file's predicted latency and the ops that would run on the host: what `nas latency
+    predict FILE.tflite` prints."""
+    from latency.tflite_ops import tflite_work
+
+    c = constants or load_constants()
+    work = tflite_work(path, c.mac_tile)
+    return TflitePrediction(predict_work_ms(work, c), work.on_host, work.unknown)
 
 
 class EdgeTpuCostModel:
@@ -79,22 +161,26 @@ class EdgeTpuCostModel:
 
     def __init__(self, constants: EdgeTpuConstants | None = None):
         self.constants = constants or load_constants()
+        self._layer_cache: dict = {}  # layer -> (its additive ms, its parameter bytes)
 
     def predict_ms(self, spec: ModelSpec) -> float:
-        return predict_work_ms(spec_work(spec), self.constants)
+        """predict_work_ms(spec_work(spec)), without building the summed Work: candidates in a search
+        share most layers, so each layer's additive part is computed once."""
+        c, cache = self.constants, self._layer_cache
+        if len(cache) > 65536:
+            cache.clear()
+        ms, params = _linear_ms(spec_work_io(spec), c), 0
+        for layer in spec.layers():
+            hit = cache.get(layer)
+            if hit is None:
+                work = layer_work(layer, c.mac_tile)
+                hit = cache[layer] = (_linear_ms(work, c), work.param_bytes)
+            ms += hit[0]
+            params += hit[1]
+        return ms + _fixed_and_streaming_ms(params, c)
 
     def predict_tflite_ms(self, path) -> float:
-        from latency.tflite_ops import tflite_work
-
-        return predict_work_ms(tflite_work(path), self.constants)
+        return predict_tflite(path, self.constants).ms
 
     def breakdown_ms(self, work: Work) -> dict[str, float]:
-        """Where the time goes, in ms: the terms of `predict_work_ms` one by one."""
-        c = self.constants
-        out = {"fixed": c.fixed_ms, "op overhead": c.op_overhead_ms * work.ops}
-        for kind, macs in zip(OP_KINDS, work.macs):
-            out[f"{kind} MACs"] = 1e3 * macs / (PEAK_MACS_PER_S * c.efficiency(kind))
-        streamed = max(0, work.param_bytes - ONCHIP_PARAM_BYTES)
-        out["streamed params"] = 1e3 * streamed / (c.host_mb_per_s * 1e6)
-        out["input/output"] = 1e3 * work.io_bytes / (c.host_mb_per_s * 1e6)
-        return out
+        return breakdown_ms(work, self.constants)

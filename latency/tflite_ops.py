@@ -1,63 +1,156 @@
-"""The cost model's view of any int8 .tflite file: MACs per op kind, op count, parameter and I/O bytes.
+"""The cost model's view of any int8 .tflite file: the work summary of `latency.work`, op by op.
 
-Reads the file's ops and tensor shapes through the LiteRT interpreter (no TensorFlow): a convolution's
-MACs are output pixels x kernel area x input channels x output channels, a depthwise one's output
-pixels x kernel area x channels, a fully connected one's weight count. Parameter bytes are the bytes
-of every constant tensor (an op input that no op produces and that is not a model input).
+`tflite_work` reads the file's ops and tensor shapes through the LiteRT interpreter (no TensorFlow) into
+plain `GraphOp`s; `graph_work` turns those into work, so the rules are testable on small made-up graphs.
+
+Which ops the Edge TPU runs follows Coral's documentation ("TensorFlow models on the Edge TPU",
+supported operations): int8/uint8 tensors of static shape, at most 4-D with only the 3 innermost
+dimensions above 1, ops from its supported list. The compiler maps the graph from the start up to the
+first op it cannot map; that op and every op after it run on the host CPU, even supported ones.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+from dataclasses import dataclass
 
-import numpy as np
-
+from latency.work import BIAS_BYTES, MAC_TILE, Work, op_work  # noqa: F401 (BIAS_BYTES public here)
 from search_space.errors import UserError
-from latency.work import Work, op_work
 
-# MAC-free ops still cost an issue slot each; these are the layout-only ones the compiler drops.
-_FREE_OPS = frozenset({"RESHAPE", "SQUEEZE"})
+# Layout-only ops the compiler folds away: no issue slot, no bytes moved.
+FREE_OPS = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS"})
+MAC_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"})
+# MAC-free ops in Coral's supported list: each reads and writes whole activation maps.
+MOVER_OPS = frozenset({
+    "ADD", "SUB", "MUL", "CONCATENATION", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "PAD", "PADV2",
+    "MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "AVERAGE_POOL_2D", "MAX_POOL_2D", "SOFTMAX", "LOGISTIC", "TANH",
+    "RELU", "RELU6", "RELU_N1_TO_1", "PRELU", "MAXIMUM", "MINIMUM", "TRANSPOSE", "SLICE", "STRIDED_SLICE",
+    "SPLIT", "SPLIT_V", "PACK", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "L2_NORMALIZATION", "RSQRT",
+    "QUANTIZE", "DEQUANTIZE", "HARD_SWISH", "SQUARED_DIFFERENCE",
+})
+EDGETPU_OPS = FREE_OPS | MAC_OPS | MOVER_OPS
+# Ops the model knows the compiler leaves to the host (custom post-processing, arg max, gathers, ...).
+HOST_OPS = frozenset({"CUSTOM", "ARG_MAX", "ARG_MIN", "GATHER", "GATHER_ND", "TOPK_V2", "WHERE", "CAST",
+                      "NON_MAX_SUPPRESSION_V4", "NON_MAX_SUPPRESSION_V5", "SHAPE", "BATCH_TO_SPACE_ND",
+                      "SPACE_TO_BATCH_ND", "LOG_SOFTMAX", "EXP", "LOG", "SQRT", "DIV", "POW"})
 
 
-def _bytes(detail: dict) -> int:
-    return int(math.prod(int(d) for d in detail["shape"])) * np.dtype(detail["dtype"]).itemsize
+@dataclass(frozen=True)
+class Tensor:
+    id: int
+    shape: tuple[int, ...]
+    itemsize: int = 1
+    const: bool = False  # a parameter: no op produces it and it is not a model input
+    dynamic: bool = False  # some dimension unknown until run time
+
+    @property
+    def bytes(self) -> int:
+        return math.prod(self.shape) * self.itemsize
 
 
-def tflite_work(path: str | os.PathLike | bytes) -> Work:
+@dataclass(frozen=True)
+class GraphOp:
+    name: str  # the builtin op name (custom ops: "CUSTOM:<code>")
+    inputs: tuple[Tensor, ...]
+    outputs: tuple[Tensor, ...]
+
+
+def _mappable(op: GraphOp) -> bool:
+    base = op.name.split(":")[0]
+    if base not in EDGETPU_OPS:
+        return False
+    for t in op.inputs + op.outputs:
+        if t.const:  # weights (4-D, cout first) and int32 biases are the compiler's to lay out
+            continue
+        if t.dynamic or len(t.shape) > 4 or any(d > 1 for d in t.shape[:-3]) or t.itemsize != 1:
+            return False  # int8/uint8 activations only: a float one means a partial quantisation
+    return True
+
+
+def _macs(op: GraphOp, tile: int) -> tuple[str, int, int, int]:
+    """(kind, MACs, reduction dim, output channels) of a MAC op."""
+    out = op.outputs[0].shape
+    if op.name == "CONV_2D":
+        cout, kh, kw, cin = op.inputs[1].shape
+        return ("conv1x1" if kh == kw == 1 else "conv"), math.prod(out[:-1]) * kh * kw * cin * cout, kh * kw * cin, cout
+    if op.name == "DEPTHWISE_CONV_2D":
+        _, kh, kw, ch = op.inputs[1].shape
+        return "depthwise", math.prod(out[:-1]) * kh * kw * ch, 0, ch
+    if op.name == "TRANSPOSE_CONV":  # inputs: output shape, weights (cout, kh, kw, cin), input
+        cout, kh, kw, cin = op.inputs[1].shape
+        return "conv", math.prod(op.inputs[2].shape[:-1]) * kh * kw * cin * cout, kh * kw * cin, cout
+    units, depth = op.inputs[1].shape  # FULLY_CONNECTED
+    return "dense", math.prod(out[:-1]) * units * depth, depth, units
+
+
+def graph_work(ops: list[GraphOp], io_bytes: int, tile: int = MAC_TILE) -> Work:
+    """The work of a graph's ops in execution order; `io_bytes`: the model's input and output bytes."""
+    work = Work(io_bytes=io_bytes)
+    params: dict[int, int] = {}
+    on_tpu: set[int] = set()  # tensors produced on the Edge TPU
+    fallen_back = False
+    for op in ops:
+        params.update((t.id, t.bytes) for t in op.inputs if t.const)
+        acts = [t for t in op.inputs if not t.const]
+        in_bytes, out_bytes = sum(t.bytes for t in acts), sum(t.bytes for t in op.outputs)
+        base = op.name.split(":")[0]
+        unknown = (op.name,) if base not in EDGETPU_OPS and base not in HOST_OPS else ()
+        fallen_back = fallen_back or not _mappable(op)
+        if fallen_back:  # the host runs it; tensors it takes from the Edge TPU cross USB
+            macs = _macs(op, tile)[1] if base in MAC_OPS else 0
+            crossing = sum(t.bytes for t in acts if t.id in on_tpu)
+            work += Work(io_bytes=crossing, host_ops=1, host_macs=macs, host_bytes=in_bytes + out_bytes,
+                         on_host=(op.name,), unknown=unknown)
+            continue
+        on_tpu.update(t.id for t in op.outputs)
+        if op.name in FREE_OPS:
+            continue
+        if op.name in MAC_OPS:
+            kind, macs, reduce, cout = _macs(op, tile)
+            work += op_work(kind, macs, 0, reduce, cout, tile, in_bytes, out_bytes)
+        else:
+            work += op_work(op.name.lower(), in_bytes=in_bytes, out_bytes=out_bytes)
+    # a model that ends on the Edge TPU hands its outputs back: already counted in io_bytes
+    return dataclasses.replace(work, param_bytes=sum(params.values()))
+
+
+def read_graph(path: str | os.PathLike | bytes) -> tuple[list[GraphOp], int]:
+    """The file's ops as GraphOps, and its input plus output bytes."""
+    import numpy as np
+
     from search_space.tflite import load_interpreter
 
     interp = load_interpreter(path, default_delegates=False)
-    ops = interp._get_ops_details()
-    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    raw = interp._get_ops_details()
+    details = {t["index"]: t for t in interp.get_tensor_details()}
     inputs = {d["index"] for d in interp.get_input_details()}
     outputs = [d["index"] for d in interp.get_output_details()]
-    produced = {int(i) for op in ops for i in op["outputs"]}
-    int8_ops = [op for op in ops if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
-    if int8_ops and all(np.dtype(tensors[int(op["inputs"][1])]["dtype"]) == np.float32 for op in int8_ops):
+    produced = {int(i) for op in raw for i in op["outputs"]}
+    mac_ops = [op for op in raw if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    if mac_ops and all(np.dtype(details[int(op["inputs"][1])]["dtype"]) == np.float32 for op in mac_ops):
         where = "the model" if isinstance(path, (bytes, bytearray)) else f"'{path}'"
         raise UserError(f"{where} is a float TFLite model; the Edge TPU cost model needs a full-int8 file "
                         "(convert with quantisation, e.g. 'nas export ... --output-tflite')")
-    work = Work(io_bytes=sum(_bytes(tensors[i]) for i in (*inputs, *outputs)))
-    constants: set[int] = set()
-    for op in ops:
+
+    def tensor(i: int) -> Tensor:
+        d = details[i]
+        signature = d.get("shape_signature", d["shape"])
+        return Tensor(i, tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]).itemsize,
+                      const=i not in produced and i not in inputs, dynamic=any(int(x) < 0 for x in signature))
+
+    ops = []
+    for op in raw:
         name = op["op_name"]
-        args = [int(i) for i in op["inputs"] if int(i) >= 0]
-        constants.update(i for i in args if i not in produced and i not in inputs)
-        if name in _FREE_OPS:
-            continue
-        out_shape = [int(d) for d in tensors[int(op["outputs"][0])]["shape"]]
-        if name == "CONV_2D":
-            cout, kh, kw, cin = (int(d) for d in tensors[args[1]]["shape"])
-            pixels = math.prod(out_shape[:-1])
-            kind = "conv1x1" if kh == kw == 1 else "conv"
-            work += op_work(kind, pixels * kh * kw * cin * cout)
-        elif name == "DEPTHWISE_CONV_2D":
-            _, kh, kw, ch = (int(d) for d in tensors[args[1]]["shape"])
-            work += op_work("depthwise", math.prod(out_shape[:-1]) * kh * kw * ch)
-        elif name == "FULLY_CONNECTED":
-            units, depth = (int(d) for d in tensors[args[1]]["shape"])
-            work += op_work("dense", math.prod(out_shape[:-1]) * units * depth)
-        else:
-            work += op_work(name.lower())
-    return Work(work.macs, work.ops, sum(_bytes(tensors[i]) for i in constants), work.io_bytes)
+        if name in ("CUSTOM", "DELEGATE") or name.startswith("Custom"):
+            name = f"CUSTOM:{op.get('custom_name', '') or op['op_name']}"
+        ops.append(GraphOp(name, tuple(tensor(int(i)) for i in op["inputs"] if int(i) >= 0),
+                           tuple(tensor(int(i)) for i in op["outputs"])))
+    io = sum(tensor(i).bytes for i in (*inputs, *outputs))
+    return ops, io
+
+
+def tflite_work(path: str | os.PathLike | bytes, tile: int = MAC_TILE) -> Work:
+    ops, io_bytes = read_graph(path)
+    return graph_work(ops, io_bytes, tile)

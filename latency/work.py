@@ -1,6 +1,9 @@
-"""A model's *work summary* for the Edge TPU cost model: MACs per op kind, op count, parameter and I/O
-bytes, from the ops of a `ModelSpec`'s layers (`search_space.ops`) or of an int8 .tflite file
-(`latency.tflite_ops`). Pure Python: no TensorFlow, no NumPy.
+"""A model's *work summary* for the Edge TPU cost model, from the ops of a `ModelSpec`'s layers
+(`search_space.ops`) or of an int8 .tflite file (`latency.tflite_ops`). Pure Python: no TensorFlow, no NumPy.
+
+Besides MACs it records what the chip does beyond them: MACs padded to whole tiles of the MAC array,
+activation bytes moved by MAC-free ops (element-wise, concatenation, pooling, resize, pad), activation
+working sets too large for on-chip memory, and the ops the compiler leaves to the host CPU.
 """
 
 from __future__ import annotations
@@ -13,61 +16,113 @@ from search_space.spec import Layer, ModelSpec
 
 OP_KINDS = ("conv", "depthwise", "conv1x1", "dense")  # kinds with their own MAC efficiency
 BIAS_BYTES = 4  # int8 models keep int32 biases (batch norm folds into them)
+# The array is taken to be 64x64 int8 MACs: 4096 MACs x 2 ops x ~500 MHz is the published 4 TOPS.
+# Google does not publish the shape; the benchmark checks 32 and 128 too (bench_edgetpu_model.md).
+MAC_TILE = 64
+# An op whose input and output activations together exceed the chip's ~8 MB cannot keep them on chip;
+# the USB Accelerator has no DRAM of its own, so the excess goes out to the host and back.
+ACT_SRAM_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Work:
-    """What one inference asks of the chip: MACs per op kind, op count, parameter and I/O bytes."""
+    """What one inference asks of the chip and of the host."""
 
-    macs: tuple[int, int, int, int] = (0, 0, 0, 0)  # in OP_KINDS order
-    ops: int = 0
+    macs: tuple[int, int, int, int] = (0, 0, 0, 0)  # in OP_KINDS order, as computed
+    padded_macs: tuple[float, float, float, float] = (0, 0, 0, 0)  # ... partial array tiles counted whole
+    ops: int = 0  # ops mapped to the Edge TPU (layout-only RESHAPE/SQUEEZE not counted)
     param_bytes: int = 0
-    io_bytes: int = 0
+    io_bytes: int = 0  # model input and output, and tensors handed between Edge TPU and host
+    moved_bytes: int = 0  # activation bytes read and written by MAC-free Edge TPU ops
+    spill_bytes: int = 0  # per-op activation working set beyond ACT_SRAM_BYTES
+    host_ops: int = 0  # ops run by the host CPU (unsupported, or after the first unsupported one)
+    host_macs: int = 0
+    host_bytes: int = 0  # activation bytes the host ops read and write
+    on_host: tuple[str, ...] = ()  # names of the host ops, in order
+    unknown: tuple[str, ...] = ()  # ops the model does not know, costed with the default
 
     def __add__(self, other: "Work") -> "Work":
-        return Work(tuple(a + b for a, b in zip(self.macs, other.macs)), self.ops + other.ops,
-                    self.param_bytes + other.param_bytes, self.io_bytes + other.io_bytes)
+        a, b = self, other
+        return Work(tuple(x + y for x, y in zip(a.macs, b.macs)),
+                    tuple(x + y for x, y in zip(a.padded_macs, b.padded_macs)), a.ops + b.ops,
+                    a.param_bytes + b.param_bytes, a.io_bytes + b.io_bytes, a.moved_bytes + b.moved_bytes,
+                    a.spill_bytes + b.spill_bytes, a.host_ops + b.host_ops, a.host_macs + b.host_macs,
+                    a.host_bytes + b.host_bytes, a.on_host + b.on_host, a.unknown + b.unknown)
 
     @property
     def total_macs(self) -> int:
         return sum(self.macs)
 
 
-def op_work(kind: str, macs: int = 0, param_bytes: int = 0) -> Work:
-    """One op: `kind` is one of OP_KINDS, or anything else for an op without MACs (add, pool, ...)."""
-    macs_by_kind = tuple(macs if k == kind else 0 for k in OP_KINDS)
-    return Work(macs_by_kind, 1, param_bytes, 0)  # type: ignore[arg-type]
+def tiling(n: int, tile: int) -> float:
+    """How many array lanes `n` channels occupy per useful one: 65 channels on 64 lanes take two passes."""
+    return -(-n // tile) * tile / n if n > 0 else 1.0
 
 
-def _weighted(kind: str, weights: int, macs: int, out_ch: int) -> Work:
-    return op_work(kind, macs, weights + BIAS_BYTES * out_ch)
+def spill(in_bytes: int, out_bytes: int) -> int:
+    return max(0, in_bytes + out_bytes - ACT_SRAM_BYTES)
 
 
-def tflite_op_work(op: Op) -> Work:
+def op_work(kind: str, macs: int = 0, param_bytes: int = 0, reduce: int = 0, out_ch: int = 0,
+            tile: int = MAC_TILE, in_bytes: int = 0, out_bytes: int = 0) -> Work:
+    """One Edge TPU op. `kind` in OP_KINDS: MACs on the array, `reduce` and `out_ch` being the dimensions
+    tiled over it (depthwise: channels only). Any other kind is MAC-free and moves its activations."""
+    if kind not in OP_KINDS:
+        return Work(ops=1, param_bytes=param_bytes, moved_bytes=in_bytes + out_bytes,
+                    spill_bytes=spill(in_bytes, out_bytes))
+    padded = macs * (tiling(reduce, tile) if reduce else 1.0) * (tiling(out_ch, tile) if out_ch else 1.0)
+    by_kind = tuple(macs if k == kind else 0 for k in OP_KINDS)
+    padded_by_kind = tuple(padded if k == kind else 0 for k in OP_KINDS)
+    return Work(by_kind, padded_by_kind, 1, param_bytes, spill_bytes=spill(in_bytes, out_bytes))  # type: ignore
+
+
+def _map(size: int, ch: int) -> int:
+    return size * size * ch  # int8: one byte per value
+
+
+def tflite_op_work(op: Op, tile: int = MAC_TILE) -> Work:
     """The int8 TFLite ops `op` becomes: batch norm and ReLU fold into the convs; squeeze-excite is a
     pool, two 1x1 convs on the pooled map, a sigmoid and a multiply."""
+    in_map, out_map = _map(op.in_size, op.in_ch), _map(op.out_size, op.out_ch)
     if op.kind == "se":
-        e, s = op.out_ch, op.hidden
-        return (op_work("pool") + _weighted("conv1x1", e * s, e * s, s) + _weighted("conv1x1", s * e, s * e, e)
-                + op_work("logistic") + op_work("mul"))
+        e, s, m = op.out_ch, op.hidden, _map(op.in_size, op.out_ch)
+        return (op_work("pool", in_bytes=m, out_bytes=e)
+                + op_work("conv1x1", e * s, e * s + BIAS_BYTES * s, e, s, tile, e, s)
+                + op_work("conv1x1", s * e, s * e + BIAS_BYTES * e, s, e, tile, s, e)
+                + op_work("logistic", in_bytes=e, out_bytes=e) + op_work("mul", in_bytes=m + e, out_bytes=m))
     if op.kind in OP_KINDS:
-        return _weighted(op.kind, op.weights, op.macs, op.out_ch)
-    return op_work(op.kind)
+        reduce = {"conv": op.kernel * op.kernel * op.in_ch, "conv1x1": op.in_ch, "dense": op.in_ch}.get(op.kind, 0)
+        return op_work(op.kind, op.macs, op.weights + BIAS_BYTES * op.out_ch, reduce, op.out_ch, tile,
+                       in_map, out_map)
+    if op.kind == "add":
+        return op_work("add", in_bytes=2 * in_map, out_bytes=out_map)
+    return op_work(op.kind, in_bytes=in_map, out_bytes=out_map)
 
 
 @functools.lru_cache(maxsize=65536)
-def layer_work(layer: Layer) -> Work:
+def layer_work(layer: Layer, tile: int = MAC_TILE) -> Work:
     """The builder's layer as int8 TFLite ops (the head's flatten is a RESHAPE, counted as free)."""
     work = Work()
     for op in layer.ops:
-        work += tflite_op_work(op)
+        work += tflite_op_work(op, tile)
     return work
 
 
-def spec_work(spec: ModelSpec) -> Work:
-    # uint8 in and out, each with a QUANTIZE op to and from the int8 the graph computes in
-    work = Work(io_bytes=spec.resolution * spec.resolution * 3 + spec.num_classes)
-    work += op_work("quantize") + op_work("quantize")
+def spec_work_io(spec: ModelSpec) -> Work:
+    """What a spec's work has beyond its layers: uint8 in and out, each with a QUANTIZE op to and from
+    the int8 the graph computes in."""
+    return _io_work(spec.resolution, spec.num_classes)
+
+
+@functools.lru_cache(maxsize=64)
+def _io_work(resolution: int, classes: int) -> Work:
+    image = _map(resolution, 3)
+    return (Work(io_bytes=image + classes) + op_work("quantize", in_bytes=image, out_bytes=image)
+            + op_work("quantize", in_bytes=classes, out_bytes=classes))
+
+
+def spec_work(spec: ModelSpec, tile: int = MAC_TILE) -> Work:
+    work = spec_work_io(spec)
     for layer in spec.layers():
-        work += layer_work(layer)
+        work += layer_work(layer, tile)
     return work
