@@ -20,10 +20,10 @@ from latency.edgetpu_model import FITTED_NAMES, EdgeTpuConstants, Work, predict_
 # Where the fit starts and what the prior pulls towards: int8 convs reach a fair share of the
 # array's peak, depthwise convs far less (one input channel per output leaves most of the systolic
 # array idle), USB 3 moves a few hundred MB/s in practice, an invoke costs about a millisecond, and
-# MAC-free ops stream activations through the chip at a few GB/s.
+# MAC-free ops stream activations through the chip at several GB/s, and about 8 MiB is on chip.
 NOMINAL = EdgeTpuConstants(
     efficiency_conv=0.5, efficiency_depthwise=0.1, efficiency_conv1x1=0.5, efficiency_dense=0.1,
-    op_overhead_ms=0.02, host_mb_per_s=400.0, fixed_ms=1.0, move_mb_per_s=2000.0, note="nominal",
+    op_overhead_ms=0.02, host_mb_per_s=400.0, fixed_ms=1.0, move_mb_per_s=8000.0, layout_mb_per_s=8000.0, note="nominal",
 )
 PRIOR_SIGMA = math.log(3.0)  # each constant is believed within a factor of 3 of its nominal value
 

@@ -8,9 +8,11 @@ inference costs
   + op_overhead_ms * ops                            per-op instruction issue / pipeline fill
   + sum_kind padded_macs_kind / (PEAK * eff_kind)   MACs with partial array tiles counted whole
                                                     (65 channels on a 64-wide array take 2 passes)
-  + moved_bytes / move_bandwidth                    element-wise, concat, pool, resize, pad: these
-                                                    move whole activation maps and do no MACs
-  + (streamed params + io + 2 * spill) / USB bw     parameters beyond 8 MB, input/output and tensors
+  + moved_bytes / move_bandwidth                    element-wise, pool, resize: these move whole
+                                                    activation maps and do no MACs
+  + layout_bytes / layout_bandwidth                 concat, pad, slice: copies only
+  + (streamed params + io + 2 * spill) / USB bw     parameters beyond the ~8 MB on-chip memory left
+                                                    beside the largest activations, input/output and tensors
                                                     crossing to the host, activations that do not
                                                     fit on chip (out to the host and back)
   + host CPU: per op + MACs + bytes                 ops the compiler leaves to the CPU
@@ -48,7 +50,9 @@ class EdgeTpuConstants:
     op_overhead_ms: float
     host_mb_per_s: float  # MB = 1e6 bytes
     fixed_ms: float
-    move_mb_per_s: float = 2000.0
+    move_mb_per_s: float = 8000.0
+    onchip_mb: float = ONCHIP_PARAM_BYTES / 1e6
+    layout_mb_per_s: float = 8000.0
     mac_tile: int = MAC_TILE
     host_op_ms: float = 0.05
     host_gmacs_per_s: float = 10.0
@@ -63,7 +67,7 @@ class EdgeTpuConstants:
 
 
 FITTED_NAMES = ("efficiency_conv", "efficiency_depthwise", "efficiency_conv1x1", "op_overhead_ms",
-                "host_mb_per_s", "fixed_ms", "move_mb_per_s")
+                "host_mb_per_s", "fixed_ms", "move_mb_per_s", "onchip_mb", "layout_mb_per_s")
 MEANINGS = {
     "efficiency_conv": "share of the 2e12 MAC/s peak that full kxk convolutions reach, on padded MACs (fitted)",
     "efficiency_depthwise": "same for depthwise convolutions (fitted)",
@@ -73,6 +77,9 @@ MEANINGS = {
     "host_mb_per_s": "USB bandwidth: streamed parameters beyond 8 MB, input/output, spilled activations (fitted)",
     "fixed_ms": "per inference: invoke and USB round trip set-up (fitted)",
     "move_mb_per_s": "on-chip rate of MAC-free ops (add, mul, concat, pool, resize, pad), bytes read+written (fitted)",
+    "layout_mb_per_s": "rate of MAC-free copies (concatenation, pad, slice, transpose), bytes read+written (fitted)",
+    "onchip_mb": "on-chip memory shared by cached parameters and the largest activation working set; "
+                 "parameters beyond what is left stream over USB every inference (fitted, nominal 8 MiB)",
     "mac_tile": "MAC array width: channel dims are padded to multiples of it (64x64 matches 4 TOPS; chosen "
                 "by the benchmark among 32, 64, 128)",
     "host_op_ms": "per op run on the host CPU (nominal, not fitted: no published row runs ops on the host)",
@@ -98,7 +105,8 @@ def breakdown_ms(work: Work, c: EdgeTpuConstants) -> dict[str, float]:
     for kind, padded in zip(OP_KINDS, work.padded_macs):
         out[f"{kind} MACs"] = 1e3 * padded / (PEAK_MACS_PER_S * c.efficiency(kind))
     out["moved bytes"] = 1e-3 * work.moved_bytes / c.move_mb_per_s
-    out["streamed params"] = usb * max(0, work.param_bytes - ONCHIP_PARAM_BYTES)
+    out["layout bytes"] = 1e-3 * work.layout_bytes / c.layout_mb_per_s
+    out["streamed params"] = usb * _streamed(work.param_bytes, work.peak_act_bytes, c)
     out["input/output"] = usb * work.io_bytes
     out["spilled activations"] = usb * 2 * work.spill_bytes
     out["host CPU"] = (c.host_op_ms * work.host_ops + 1e3 * work.host_macs / (c.host_gmacs_per_s * 1e9)
@@ -112,19 +120,25 @@ def _linear_ms(work: Work, c: EdgeTpuConstants) -> float:
     compute = sum(p / e for p, e in zip(work.padded_macs, (c.efficiency_conv, c.efficiency_depthwise,
                                                            c.efficiency_conv1x1, c.efficiency_dense)))
     ms = (c.op_overhead_ms * work.ops + 1e3 * compute / PEAK_MACS_PER_S
-          + 1e-3 * (work.moved_bytes / c.move_mb_per_s + (work.io_bytes + 2 * work.spill_bytes) / c.host_mb_per_s))
+          + 1e-3 * (work.moved_bytes / c.move_mb_per_s + work.layout_bytes / c.layout_mb_per_s + (work.io_bytes + 2 * work.spill_bytes) / c.host_mb_per_s))
     if work.host_ops:
         ms += (c.host_op_ms * work.host_ops + 1e3 * work.host_macs / (c.host_gmacs_per_s * 1e9)
                + 1e-3 * work.host_bytes / c.host_cpu_mb_per_s)
     return ms
 
 
-def _fixed_and_streaming_ms(param_bytes: int, c: EdgeTpuConstants) -> float:
-    return c.fixed_ms + 1e-3 * max(0, param_bytes - ONCHIP_PARAM_BYTES) / c.host_mb_per_s
+def _streamed(param_bytes: int, peak_act_bytes: int, c: EdgeTpuConstants) -> float:
+    """Parameter bytes that do not fit beside the activations: Coral's compiler caches parameters in what
+    on-chip memory the executable and activations leave, and streams the rest every inference."""
+    return max(0.0, param_bytes + peak_act_bytes - c.onchip_mb * 1e6)
+
+
+def _fixed_and_streaming_ms(param_bytes: int, peak_act_bytes: int, c: EdgeTpuConstants) -> float:
+    return c.fixed_ms + 1e-3 * _streamed(param_bytes, peak_act_bytes, c) / c.host_mb_per_s
 
 
 def predict_work_ms(work: Work, c: EdgeTpuConstants) -> float:
-    return _fixed_and_streaming_ms(work.param_bytes, c) + _linear_ms(work, c)
+    return _fixed_and_streaming_ms(work.param_bytes, work.peak_act_bytes, c) + _linear_ms(work, c)
 
 
 @dataclass(frozen=True)
@@ -169,15 +183,17 @@ class EdgeTpuCostModel:
         c, cache = self.constants, self._layer_cache
         if len(cache) > 65536:
             cache.clear()
-        ms, params = _linear_ms(spec_work_io(spec), c), 0
+        io = spec_work_io(spec)
+        ms, params, peak = _linear_ms(io, c), 0, io.peak_act_bytes
         for layer in spec.layers():
             hit = cache.get(layer)
             if hit is None:
                 work = layer_work(layer, c.mac_tile)
-                hit = cache[layer] = (_linear_ms(work, c), work.param_bytes)
+                hit = cache[layer] = (_linear_ms(work, c), work.param_bytes, work.peak_act_bytes)
             ms += hit[0]
             params += hit[1]
-        return ms + _fixed_and_streaming_ms(params, c)
+            peak = max(peak, hit[2])
+        return ms + _fixed_and_streaming_ms(params, peak, c)
 
     def predict_tflite_ms(self, path) -> float:
         return predict_tflite(path, self.constants).ms

@@ -22,6 +22,10 @@ MAC_TILE = 64
 # An op whose input and output activations together exceed the chip's ~8 MB cannot keep them on chip;
 # the USB Accelerator has no DRAM of its own, so the excess goes out to the host and back.
 ACT_SRAM_BYTES = 8 * 1024 * 1024
+# Ops that only copy activations into another layout: a compiler can often have the producers write in
+# place (a concatenation's branches into slices of its output), so they get their own fitted rate.
+LAYOUT_KINDS = frozenset({"concatenation", "pad", "padv2", "split", "split_v", "slice", "strided_slice", "pack",
+                          "transpose", "space_to_depth", "depth_to_space"})
 
 
 @dataclass(frozen=True)
@@ -33,8 +37,11 @@ class Work:
     ops: int = 0  # ops mapped to the Edge TPU (layout-only RESHAPE/SQUEEZE not counted)
     param_bytes: int = 0
     io_bytes: int = 0  # model input and output, and tensors handed between Edge TPU and host
-    moved_bytes: int = 0  # activation bytes read and written by MAC-free Edge TPU ops
+    moved_bytes: int = 0  # activation bytes read and written by MAC-free arithmetic ops (add, pool, ...)
+    layout_bytes: int = 0  # ... by MAC-free copies (concatenation, pad, slice, transpose)
     spill_bytes: int = 0  # per-op activation working set beyond ACT_SRAM_BYTES
+    peak_act_bytes: int = 0  # largest activation working set (inputs + output) of one op: on-chip memory
+    # it takes is memory the parameter cache does not get
     host_ops: int = 0  # ops run by the host CPU (unsupported, or after the first unsupported one)
     host_macs: int = 0
     host_bytes: int = 0  # activation bytes the host ops read and write
@@ -46,7 +53,8 @@ class Work:
         return Work(tuple(x + y for x, y in zip(a.macs, b.macs)),
                     tuple(x + y for x, y in zip(a.padded_macs, b.padded_macs)), a.ops + b.ops,
                     a.param_bytes + b.param_bytes, a.io_bytes + b.io_bytes, a.moved_bytes + b.moved_bytes,
-                    a.spill_bytes + b.spill_bytes, a.host_ops + b.host_ops, a.host_macs + b.host_macs,
+                    a.layout_bytes + b.layout_bytes,
+                    a.spill_bytes + b.spill_bytes, max(a.peak_act_bytes, b.peak_act_bytes), a.host_ops + b.host_ops, a.host_macs + b.host_macs,
                     a.host_bytes + b.host_bytes, a.on_host + b.on_host, a.unknown + b.unknown)
 
     @property
@@ -67,13 +75,17 @@ def op_work(kind: str, macs: int = 0, param_bytes: int = 0, reduce: int = 0, out
             tile: int = MAC_TILE, in_bytes: int = 0, out_bytes: int = 0) -> Work:
     """One Edge TPU op. `kind` in OP_KINDS: MACs on the array, `reduce` and `out_ch` being the dimensions
     tiled over it (depthwise: channels only). Any other kind is MAC-free and moves its activations."""
+    if kind in LAYOUT_KINDS:
+        return Work(ops=1, param_bytes=param_bytes, layout_bytes=in_bytes + out_bytes,
+                    spill_bytes=spill(in_bytes, out_bytes), peak_act_bytes=in_bytes + out_bytes)
     if kind not in OP_KINDS:
         return Work(ops=1, param_bytes=param_bytes, moved_bytes=in_bytes + out_bytes,
-                    spill_bytes=spill(in_bytes, out_bytes))
+                    spill_bytes=spill(in_bytes, out_bytes), peak_act_bytes=in_bytes + out_bytes)
     padded = macs * (tiling(reduce, tile) if reduce else 1.0) * (tiling(out_ch, tile) if out_ch else 1.0)
     by_kind = tuple(macs if k == kind else 0 for k in OP_KINDS)
     padded_by_kind = tuple(padded if k == kind else 0 for k in OP_KINDS)
-    return Work(by_kind, padded_by_kind, 1, param_bytes, spill_bytes=spill(in_bytes, out_bytes))  # type: ignore
+    return Work(by_kind, padded_by_kind, 1, param_bytes, spill_bytes=spill(in_bytes, out_bytes),  # type: ignore
+                peak_act_bytes=in_bytes + out_bytes)
 
 
 def _map(size: int, ch: int) -> int:
