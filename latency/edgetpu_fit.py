@@ -51,11 +51,14 @@ def fit_constants(works: Sequence[Work], measured_ms: Sequence[float], prior: Ed
     return dataclasses.replace(_with(prior, result.x), note=note)
 
 
-def leave_group_out_ms(works: Sequence[Work], measured_ms: Sequence[float], groups: Sequence, **kwargs) -> list[float]:
-    """Each row's prediction from constants fitted without any row of its group."""
+def leave_group_out_ms(works: Sequence[Work], measured_ms: Sequence[float], groups: Sequence,
+                       fitted: Sequence[bool] | None = None, **kwargs) -> list[float]:
+    """Each row's prediction from constants fitted without any row of its group. Rows with `fitted`
+    False are predicted but never fitted on (rows known to be unlike what the model can rebuild)."""
+    fitted = [True] * len(works) if fitted is None else list(fitted)
     out = [0.0] * len(works)
     for group in dict.fromkeys(groups):
-        rest = [j for j in range(len(works)) if groups[j] != group]
+        rest = [j for j in range(len(works)) if groups[j] != group and fitted[j]]
         constants = fit_constants([works[j] for j in rest], [measured_ms[j] for j in rest], **kwargs)
         for i in range(len(works)):
             if groups[i] == group:
@@ -63,6 +66,7 @@ def leave_group_out_ms(works: Sequence[Work], measured_ms: Sequence[float], grou
     return out
 
 
-def leave_one_out_ms(works: Sequence[Work], measured_ms: Sequence[float], **kwargs) -> list[float]:
+def leave_one_out_ms(works: Sequence[Work], measured_ms: Sequence[float], fitted: Sequence[bool] | None = None,
+                     **kwargs) -> list[float]:
     """Each row's prediction from constants fitted on all the other rows."""
-    return leave_group_out_ms(works, measured_ms, list(range(len(works))), **kwargs)
+    return leave_group_out_ms(works, measured_ms, list(range(len(works))), fitted, **kwargs)

@@ -76,12 +76,13 @@ MEANINGS = {
     "op_overhead_ms": "per Edge TPU op: instruction issue, pipeline fill and drain (fitted)",
     "host_mb_per_s": "USB bandwidth: streamed parameters beyond 8 MB, input/output, spilled activations (fitted)",
     "fixed_ms": "per inference: invoke and USB round trip set-up (fitted)",
-    "move_mb_per_s": "on-chip rate of MAC-free ops (add, mul, concat, pool, resize, pad), bytes read+written (fitted)",
+    "move_mb_per_s": "on-chip rate of MAC-free arithmetic ops (add, mul, pool, mean, resize, logistic, quantize), bytes "
+                     "read+written (fitted)",
     "layout_mb_per_s": "rate of MAC-free copies (concatenation, pad, slice, transpose), bytes read+written (fitted)",
     "onchip_mb": "on-chip memory shared by cached parameters and the largest activation working set; "
                  "parameters beyond what is left stream over USB every inference (fitted, nominal 8 MiB)",
     "mac_tile": "MAC array width: channel dims are padded to multiples of it (64x64 matches 4 TOPS; chosen "
-                "by the benchmark among 32, 64, 128)",
+                "by the benchmark among 16, 32, 64 by leave-one-family-out error)",
     "host_op_ms": "per op run on the host CPU (nominal, not fitted: no published row runs ops on the host)",
     "host_gmacs_per_s": "host CPU int8 rate for MAC ops run there (nominal, not fitted)",
     "host_cpu_mb_per_s": "host CPU rate for the bytes its ops read and write (nominal, not fitted)",
