@@ -238,3 +238,20 @@ def test_tflite_reader_on_a_small_converted_graph():
     assert work.layout_bytes == 4 * map32 + (2 * map32 + map34)  # concatenation, pad
     assert work.ops == 8 and work.on_host == ()
     assert io == 16 * 16 * 3 + 34 * 34 * 4
+
+
+def test_cli_predict_lists_host_and_unknown_ops(monkeypatch, capsys):
+    import latency.edgetpu_model as edgetpu_model
+    from nas.cli import main
+
+    seen = {}
+
+    def fake(path, constants=None):
+        seen["path"] = path
+        return TflitePrediction(3.25, ("ARG_MAX", "CONV_2D"), ("FROBNICATE",))
+
+    monkeypatch.setattr(edgetpu_model, "predict_tflite", fake)
+    assert main(["latency", "predict", "m.tflite"]) == 0
+    out = capsys.readouterr().out
+    assert seen["path"] == "m.tflite" and "3.250 ms (sim)" in out
+    assert "2 op(s) on the host CPU" in out and "ARG_MAX, CONV_2D" in out and "FROBNICATE" in out
