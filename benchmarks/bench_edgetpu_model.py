@@ -1,15 +1,18 @@
-"""Fit the Edge TPU cost model to Coral's published latencies and report leave-one-out errors.
+"""Fit the Edge TPU cost model to Coral's published latencies; report LOO, leave-one-family-out and Spearman.
 
-Rebuilds every published row it can (keras.applications MobileNet, MobileNetV2, ResNet50, ResNet50V2,
-VGG16 with weights=None, and the registry's EfficientNet-EdgeTPU S and L), converts each to a
-full-int8 .tflite (cached under benchmarks/out/edgetpu_rows/, conversion is the slow part), reads
-the ops of each file with the cost model's TFLite reader, fits the constants with least squares on
-log-latency, and writes:
+Rebuilds every row of shared/reference/edgetpu_latency_published.csv offline: keras.applications
+(MobileNet, MobileNetV2, ResNet50, ResNet50V2, VGG16, weights=None), the registry's EfficientNet-EdgeTPU
+S and L, and benchmarks/edgetpu_zoo.py (Inception v1/v4, SqueezeNet, MobileNet SSD v1/v2, U-Net, DeepLab
+v3). Converts each to a full-int8 .tflite once (cached under benchmarks/out/edgetpu_rows/: conversion is
+the slow part), reads the ops of each file with the cost model's reader, chooses the MAC array width
+and prior width by worst leave-one-family-out error, fits the constants (least squares on log-latency)
+and writes:
 
 - latency/data/edgetpu_constants.json  (with --write-constants: the constants `sim` ships with)
-- benchmarks/results/bench_edgetpu_model.md  (fit, leave-one-out error per row, S/M/L vs ResNet-50)
+- benchmarks/results/bench_edgetpu_model.md
 
-Usage: .venv/bin/python benchmarks/bench_edgetpu_model.py [--prepare-only] [--write-constants]
+Usage: PYTHONPATH=. .venv/bin/python benchmarks/bench_edgetpu_model.py [--prepare-only] [--cached-only]
+       [--write-constants]
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ MOVER_OPS = frozenset({
 })
 EDGETPU_OPS = FREE_OPS | MAC_OPS | MOVER_OPS
 # Ops the model knows the compiler leaves to the host (custom post-processing, arg max, gathers, ...).
-HOST_OPS = frozenset({"CUSTOM", "ARG_MAX", "ARG_MIN", "GATHER", "GATHER_ND", "TOPK_V2", "WHERE", "CAST",
+HOST_OPS = frozenset({"CUSTOM", "TFLite_Detection_PostProcess", "ARG_MAX", "ARG_MIN", "GATHER", "GATHER_ND", "TOPK_V2", "WHERE", "CAST",
                       "NON_MAX_SUPPRESSION_V4", "NON_MAX_SUPPRESSION_V5", "SHAPE", "BATCH_TO_SPACE_ND",
                       "SPACE_TO_BATCH_ND", "LOG_SOFTMAX", "EXP", "LOG", "SQRT", "DIV", "POW"})
 
@@ -52,14 +52,13 @@ class Tensor:
 
 @dataclass(frozen=True)
 class GraphOp:
-    name: str  # the builtin op name (custom ops: "CUSTOM:<code>")
+    name: str  # the builtin op name, or a custom op's code
     inputs: tuple[Tensor, ...]
     outputs: tuple[Tensor, ...]
 
 
 def _mappable(op: GraphOp) -> bool:
-    base = op.name.split(":")[0]
-    if base not in EDGETPU_OPS:
+    if op.name not in EDGETPU_OPS:
         return False
     for t in op.inputs + op.outputs:
         if t.const:  # weights (4-D, cout first) and int32 biases are the compiler's to lay out
@@ -95,7 +94,7 @@ def graph_work(ops: list[GraphOp], io_bytes: int, tile: int = MAC_TILE) -> Work:
         params.update((t.id, t.bytes) for t in op.inputs if t.const)
         acts = [t for t in op.inputs if not t.const]
         in_bytes, out_bytes = sum(t.bytes for t in acts), sum(t.bytes for t in op.outputs)
-        base = op.name.split(":")[0]
+        base = op.name
         unknown = (op.name,) if base not in EDGETPU_OPS and base not in HOST_OPS else ()
         fallen_back = fallen_back or not _mappable(op)
         if fallen_back:  # the host runs it; tensors it takes from the Edge TPU cross USB
@@ -142,9 +141,7 @@ def read_graph(path: str | os.PathLike | bytes) -> tuple[list[GraphOp], int]:
 
     ops = []
     for op in raw:
-        name = op["op_name"]
-        if name in ("CUSTOM", "DELEGATE") or name.startswith("Custom"):
-            name = f"CUSTOM:{op.get('custom_name', '') or op['op_name']}"
+        name = op["op_name"]  # a custom op shows its custom code, e.g. TFLite_Detection_PostProcess
         ops.append(GraphOp(name, tuple(tensor(int(i)) for i in op["inputs"] if int(i) >= 0),
                            tuple(tensor(int(i)) for i in op["outputs"])))
     io = sum(tensor(i).bytes for i in (*inputs, *outputs))
