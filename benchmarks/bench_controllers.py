@@ -36,7 +36,7 @@ from common import write_results  # noqa: E402
 
 from latency import make_latency_model  # noqa: E402
 from nas.controllers import CONTROLLERS, make_controller  # noqa: E402
-from nas.reward import SOFT, mnas_reward  # noqa: E402
+from nas.search.reward import SOFT, mnas_reward  # noqa: E402
 from search_space.counting import model_cost  # noqa: E402
 from search_space.registry import REGISTRY  # noqa: E402
 from search_space.space import SearchSpace  # noqa: E402

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import yaml
 
-from nas.config import ConfigError, config_from_dict
+from nas.search.config import ConfigError, config_from_dict
 from nas.controllers import CONTROLLERS, make_controller
 from nas.controllers.keras_tuner import (BayesianOptions, HyperbandOptions, OracleStopped, oracle_classes,
                                          space_decisions, space_hyperparameters)
-from nas.journal import Journal
-from nas.search import FAILED_REWARD
+from nas.search.journal import Journal
+from nas.search.loop import FAILED_REWARD
 from search_space.errors import UserError
 from tests.cli_helpers import run_cli
 
@@ -46,7 +46,7 @@ def _run(controller, n, reward=_toy):
 
 def test_registered_and_keras_tuner_is_imported_only_when_one_is_made():
     assert set(NAMES) <= set(CONTROLLERS)
-    code = ("import sys, nas.controllers, nas.config; "
+    code = ("import sys, nas.controllers, nas.search.config; "
             "print(any(m in sys.modules for m in ('keras_tuner', 'tensorflow', 'sklearn')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nas.config import config_from_dict
-from nas.data_sources import DataConfig, check_data, count_records, load_dataset, square_resize
-from nas.datasets import normalize
-from nas.proxy import ProxyConfig, ProxyTask, TrialFailed
-from nas.schema import ConfigError
+from nas.search.config import config_from_dict
+from nas.data import DataConfig, check_data, load_dataset, normalize
+from nas.data.images import square_resize
+from nas.data.tfrecords import count_records
+from nas.proxy.task import ProxyConfig, ProxyTask, TrialFailed
+from nas.common.schema import ConfigError
 from tests.imagenet_records import write_imagenet_records
 from tests.search_helpers import TINY
 
@@ -232,7 +233,7 @@ def test_proxy_learns_from_the_stream_repeatably(shards):
 
 
 def test_a_bad_record_in_the_stream_stops_the_search_with_the_data_named(tmp_path, monkeypatch):
-    monkeypatch.setattr("nas.data_sources.STREAM_SAMPLE", 4)  # the bad record lies past the sample
+    monkeypatch.setattr("nas.data.imagenet.STREAM_SAMPLE", 4)  # the bad record lies past the sample
     _write_tfrecords(tmp_path / "train-00000-of-00001",
                      [(_jpeg((200, 30, 30)), 1)] * 6 + [(_jpeg((30, 200, 30)), 1001)] + [(_jpeg((1, 2, 3)), 2)])
     data = load_dataset(_stream_config(tmp_path, max_val=1), 8)

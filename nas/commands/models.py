@@ -7,8 +7,8 @@ import argparse
 from latency import make_latency_model
 from search_space import REGISTRY, get_spec, layer_cost, model_cost
 
-from nas.files import write_text
-from nas.report import FORMATS, format_rows
+from nas.common.files import write_text
+from nas.common.tables import FORMATS, format_rows
 
 
 def summary_row(spec, latency=None) -> dict:

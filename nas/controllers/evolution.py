@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas.controllers.base import Controller
-from nas.schema import setting
+from nas.common.schema import setting
 
 
 @dataclass(frozen=True)

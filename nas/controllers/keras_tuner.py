@@ -65,11 +65,11 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from search_space.errors import UserError
+from nas.common.errors import UserError
 from search_space.space import DECISIONS
 
 from nas.controllers.base import Controller, NoOptions
-from nas.schema import setting
+from nas.common.schema import setting
 
 REWARD = "reward"  # the metric the oracles maximise: the search's reward
 RUNNING, IDLE, STOPPED, COMPLETED = "RUNNING", "IDLE", "STOPPED", "COMPLETED"  # keras-tuner's TrialStatus values

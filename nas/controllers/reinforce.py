@@ -15,7 +15,7 @@ import numpy as np
 
 from nas.controllers.adam import Adam
 from nas.controllers.base import Controller, batch_open, arrays_to_lists, lists_to_arrays, log_softmax, sample_categorical
-from nas.schema import setting
+from nas.common.schema import setting
 
 
 @dataclass(frozen=True)

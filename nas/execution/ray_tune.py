@@ -47,13 +47,13 @@ from ray.tune.schedulers import FIFOScheduler  # noqa: E402
 from ray.tune.search import Searcher  # noqa: E402
 from ray.tune.stopper import Stopper  # noqa: E402
 
-from search_space.errors import UserError
+from nas.common.errors import UserError
 
-from nas.config import SearchConfig, config_from_dict
-from nas.execution import AUTO_ADDRESS, LOCAL_ADDRESS, ExecutionConfig, parse_address
-from nas.journal import Journal, Trial
-from nas.search import Search, restore_controller, save_snapshot, told_reward
-from nas.search_results import write_results
+from nas.search.config import SearchConfig, config_from_dict
+from nas.execution.config import AUTO_ADDRESS, LOCAL_ADDRESS, ExecutionConfig, parse_address
+from nas.search.journal import Journal, Trial
+from nas.search.loop import Search, restore_controller, save_snapshot, told_reward
+from nas.search.results import write_results
 
 EXPERIMENT = "tune"  # the Tune experiment's name under the storage path (then tune-2, ... as a run grows)
 CONNECT_TIMEOUT_S = 5.0
@@ -152,7 +152,7 @@ def _worker_runner(config_yaml: str, cpus: float):
     if config_yaml not in _RUNNERS:
         import yaml
 
-        from nas.trial_runner import TrialRunner
+        from nas.search.trial_runner import TrialRunner
 
         limit_threads(cpus)
         _RUNNERS.clear()

@@ -17,10 +17,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from search_space import UserError
+from nas.common.errors import UserError
 
-from nas.datasets import normalize
-from nas.preprocessing import IMAGE_SUFFIXES, list_images, load_image, preprocess
+from nas.data.images import IMAGE_SUFFIXES, normalize
+from nas.deploy.preprocessing import list_images, load_image, preprocess
 
 BACKGROUND = "background"
 TOP_K = 5

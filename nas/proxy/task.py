@@ -39,9 +39,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nas.data_sources import Dataset
-from nas.datasets import normalize
-from nas.schema import ConfigError, setting
+from nas.data import Dataset, normalize
+from nas.common.errors import ConfigError
+from nas.common.schema import setting
 from search_space.spec import ModelSpec
 
 CALIBRATION_IMAGES = 256

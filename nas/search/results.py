@@ -12,10 +12,10 @@ from pathlib import Path
 
 from search_space.spec import ModelSpec
 
-from nas.config import SearchConfig
-from nas.files import write_text
-from nas.journal import Trial
-from nas.report import format_rows
+from nas.search.config import SearchConfig
+from nas.common.files import write_text
+from nas.search.journal import Trial
+from nas.common.tables import format_rows
 
 LEARNING_GROUPS = 5  # without a controller batch, the summary compares the run's consecutive fifths
 
@@ -139,7 +139,7 @@ def write_results(root: Path, config: SearchConfig, trials: list[Trial], target_
         write_text(root / "best.yaml", spec_yaml(top[0], config.run.name, 1))
     summary = summary_text(config, trials, target_ms, top)
     if plots:
-        from nas.plots import pareto_plot
+        from nas.search.plots import pareto_plot
 
         pareto_plot(root / "pareto.png", trials, target_ms, title=f"search '{config.run.name}'",
                     latency_name=config.latency.source)

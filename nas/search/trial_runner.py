@@ -13,13 +13,13 @@ import traceback
 from typing import Any, Callable, Protocol
 
 from search_space.counting import model_cost
-from search_space.errors import UserError
+from nas.common.errors import UserError
 from search_space.spec import ModelSpec
 
-from nas.config import SearchConfig, make_latency
-from nas.journal import FAILED, OK, Trial
-from nas.proxy import TrialFailed
-from nas.reward import make_reward
+from nas.search.config import SearchConfig, make_latency
+from nas.search.journal import FAILED, OK, Trial
+from nas.proxy.task import TrialFailed
+from nas.search.reward import make_reward
 
 
 class Evaluator(Protocol):
@@ -49,8 +49,8 @@ class TrialRunner:
     def load_evaluator(self) -> Evaluator:
         """The proxy task over the configured data (loaded once, on first use)."""
         if self.evaluator is None:
-            from nas.data_sources import load_dataset
-            from nas.proxy import ProxyTask
+            from nas.data import load_dataset
+            from nas.proxy.task import ProxyTask
 
             resolution = self.config.proxy.resolution or self.config.space.skeleton.resolution
             self.say(f"loading the '{self.config.data.source}' data at {resolution}x{resolution} ...")

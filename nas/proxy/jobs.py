@@ -13,12 +13,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
-from search_space.errors import UserError
+from nas.common.errors import UserError
 from search_space.spec import ModelSpec
 
-from nas.config import SearchConfig
-from nas.proxy import ProxyResult
-from nas.trial_runner import one_line
+from nas.search.config import SearchConfig
+from nas.proxy.task import ProxyResult
+from nas.search.trial_runner import one_line
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,8 @@ _TASKS: dict[tuple[str, int], object] = {}  # per process: the proxy's data at o
 
 
 def _proxy_task(config: SearchConfig, resolution: int):
-    from nas.data_sources import load_dataset
-    from nas.proxy import ProxyTask
+    from nas.data import load_dataset
+    from nas.proxy.task import ProxyTask
 
     key = (config.to_yaml(), resolution)
     if key not in _TASKS:
@@ -69,7 +69,7 @@ def run_jobs(config: SearchConfig, jobs: list[ProxyJob],
 
 
 def _remote_job(config: SearchConfig, job: ProxyJob) -> JobOutcome | tuple[str, str]:
-    from nas.ray_backend import limit_threads
+    from nas.execution.ray_tune import limit_threads
 
     limit_threads(config.execution.resources_per_trial.cpu)
     try:
@@ -79,7 +79,7 @@ def _remote_job(config: SearchConfig, job: ProxyJob) -> JobOutcome | tuple[str, 
 
 
 def _run_on_ray(config: SearchConfig, jobs: list[ProxyJob], progress) -> list[JobOutcome]:
-    from nas.ray_backend import connect, failed_on_ray
+    from nas.execution.ray_tune import connect, failed_on_ray
 
     connect(config.execution)
     import ray

@@ -18,7 +18,7 @@ a tell every `SNAPSHOT_EVERY` trials and at the end) and the journal's later tri
 proposes what the journal holds, tell the journaled reward), so it ends exactly where it was and
 no finished trial is run again.
 
-Backends (`execution.backend`): `local` runs that loop in this process; `ray` (`nas.ray_backend`)
+Backends (`execution.backend`): `local` runs that loop in this process; `ray` (`nas.execution.ray_tune`)
 runs trials as Ray Tune trials on a cluster, several at once, with the controller as Tune's
 searcher in this process, writing the same journal and outputs (its journal lines are in the order
 trials finish; the trial numbers are the order they were proposed).
@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from search_space.errors import UserError
+from nas.common.errors import UserError
 
-from nas.config import SearchConfig, config_from_dict
+from nas.search.config import SearchConfig, config_from_dict
 from nas.controllers import Controller, make_controller
-from nas.files import write_text
-from nas.journal import Journal, Trial
-from nas.trial_runner import Evaluator, TrialRunner
+from nas.common.files import write_text
+from nas.search.journal import Journal, Trial
+from nas.search.trial_runner import Evaluator, TrialRunner
 
 FAILED_REWARD = 0.0  # what a controller hears for a failed trial: no better than a model that learns nothing
 SNAPSHOT_EVERY = 8
@@ -161,7 +161,7 @@ class Search:
         self.target_ms = self.runner.target_ms
 
     def run(self, resume: bool = False) -> list[Trial]:
-        from nas.search_results import write_results
+        from nas.search.results import write_results
 
         config = self.config
         check_run_dir(config, self.paths.root, resume)
@@ -174,7 +174,7 @@ class Search:
         if resume:
             self.say(f"resuming '{config.run.name}' after {len(trials)} finished trial(s)")
         if config.execution.ray:
-            from nas.ray_backend import RaySearch
+            from nas.execution.ray_tune import RaySearch
 
             backend = RaySearch(self, journal, trials, resume)  # connects: a bad cluster fails before any write
         elif len(trials) < total:
@@ -199,7 +199,7 @@ class Search:
 
     def _run_local(self, journal: Journal, trials: list[Trial]) -> None:
         """One trial at a time in this process; `trials` grows as they finish."""
-        from nas.search_results import write_results
+        from nas.search.results import write_results
 
         controller = restore_controller(self.config, trials, self.paths.controller, self.say)
         timings: list[float] = []
