@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budget", type=int, default=1000)
     parser.add_argument("--reference", type=int, default=100_000, help="random samples for the top-1%% threshold")
-    parser.add_argument("--controllers", nargs="*", default=list(CONTROLLER_NAMES), choices=list(CONTROLLERS))
+    parser.add_argument("--controllers", nargs="*", default=list(CONTROLLER_NAMES), choices=CONTROLLERS.names())
     args = parser.parse_args()
 
     objective = Objective()

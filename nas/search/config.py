@@ -126,9 +126,11 @@ def _read_controller(data: Any) -> tuple[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"controller: expected a mapping with a name, got {data!r}")
     name = data.get("name", "mnas")
-    if name not in CONTROLLERS:
-        raise ConfigError(f"controller.name: unknown controller {name!r} (known: {', '.join(CONTROLLERS)})")
-    return name, read_section(CONTROLLERS[name].Options, data, "controller", skip=("name",))
+    try:
+        controller = CONTROLLERS.get(name)
+    except UserError as exc:
+        raise ConfigError(f"controller.name: {exc}") from None
+    return name, read_section(controller.Options, data, "controller", skip=("name",))
 
 
 def load_config(path: str | Path) -> SearchConfig:
