@@ -95,3 +95,16 @@ def test_trials_csv_shows_partial_budgets_only_when_there_are_some():
     assert "proxy epochs" not in trial_rows(plain)[0]
     rung = replace(_trial(2), extra={"train_loss": 0.3, "proxy_epochs": 1})  # a Hyperband rung
     assert [row["proxy epochs"] for row in trial_rows(plain + [rung])] == ["all", "all", 1]
+
+
+def test_trials_csv_has_exact_macs_and_latency():
+    import csv
+    import io
+
+    from nas.common.tables import format_rows
+    from nas.search.results import trial_rows
+
+    trial = _trial(0)
+    row = next(csv.DictReader(io.StringIO(format_rows(trial_rows([trial]), "csv"))))
+    assert int(row["macs"]) == trial.macs and "MACs (M)" not in row
+    assert float(row["latency_ms"]) == trial.latency_ms  # the journal's float, not rounded

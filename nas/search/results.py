@@ -21,7 +21,7 @@ LEARNING_GROUPS = 5  # without a controller batch, the summary compares the run'
 
 
 def trial_rows(trials: list[Trial]) -> list[dict]:
-    """One row per trial; a `proxy epochs` column when some trials trained on a partial budget (Hyperband)."""
+    """One row per trial, exact numbers (`macs`, `latency_ms` unrounded); a `proxy epochs` column when some trials trained on a partial budget (Hyperband)."""
     budgeted = any("proxy_epochs" in t.extra for t in trials)
     rows = []
     for t in trials:
@@ -31,11 +31,11 @@ def trial_rows(trials: list[Trial]) -> list[dict]:
             "trial": t.trial + 1,
             "status": t.status,
             "accuracy": _round(t.accuracy, 4),
-            "latency_ms": _round(t.latency_ms, 3),
+            "latency_ms": t.latency_ms,
             "reward": _round(t.reward, 4),
             **budget,
             "params": t.params,
-            "MACs (M)": round(t.macs / 1e6, 2),
+            "macs": t.macs,
             "wall_s": t.wall_s,
             "blocks": " ".join(spec.block_strings),
             "decisions": "".join(map(str, t.decisions)),
