@@ -3,7 +3,7 @@
     driver (this process)                         workers (any node)
     Tuner ── ControllerSearcher.suggest ──► config {index, decisions, budget} ──► run_trial
           ◄─ on_trial_complete(result) ◄─ tune.report({"reward", "trial"}) ◄──── TrialRunner.run
-          journal.append(trial); controller.tell(...)        (the local backend's very code)
+          TrialRecorder.record: journal, tell, results   (the local backend's very code)
 
 The controller is wrapped as a Ray Tune `Searcher`: `suggest` asks it (returning None, "not now",
 while a batch-synchronous controller's batch is out), `on_trial_complete` journals the finished
@@ -51,9 +51,9 @@ from nas.common.errors import UserError
 
 from nas.search.config import SearchConfig, config_from_dict
 from nas.execution.config import AUTO_ADDRESS, LOCAL_ADDRESS, ExecutionConfig, parse_address
-from nas.search.journal import Journal, Trial
-from nas.search.loop import Search, restore_controller, save_snapshot, told_reward
-from nas.search.results import write_results
+from nas.search.journal import Trial
+from nas.search.loop import restore_controller, save_snapshot
+from nas.search.recorder import told_reward
 
 EXPERIMENT = "tune"  # the Tune experiment's name under the storage path (then tune-2, ... as a run grows)
 CONNECT_TIMEOUT_S = 5.0
@@ -173,69 +173,99 @@ def run_trial(params: dict, config_yaml: str = "", cpus: float = 1.0) -> None:
 
 # The driver side ------------------------------------------------------------------------------------
 
-_DRIVER: "RaySearch | None" = None  # Tune pickles the searcher: it finds the live run through this
+class _DriverBound:
+    """A Tune plug-in (searcher, stopper, scheduler) that works for the live `RaySearch` it is given.
+
+    Tune pickles its config (with these objects) into the experiment's `tuner.pkl`; the driver is
+    not pickled with them (it holds the journal and the controller), and `RaySearch.run` hands its
+    own plug-ins to a restored Tuner in place of the unpickled, driverless copies."""
+
+    driver: "RaySearch | None" = None
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "driver"}
+
+    def _driver(self) -> "RaySearch":
+        if self.driver is None:
+            raise RuntimeError("this Tune plug-in was unpickled without its search driver")
+        return self.driver
 
 
-def _driver() -> "RaySearch":
-    if _DRIVER is None:
-        raise RuntimeError("the Ray search driver is not running in this process")
-    return _DRIVER
+class ControllerSearcher(_DriverBound, Searcher):
+    """The search's controller as a Ray Tune searcher (its state lives in the driver, `RaySearch`)."""
 
-
-class ControllerSearcher(Searcher):
-    """The search's controller as a Ray Tune searcher (its state lives in the driver)."""
-
-    def __init__(self):
+    def __init__(self, driver: "RaySearch"):
         super().__init__(metric="reward", mode="max")
+        self.driver = driver
 
     def suggest(self, trial_id: str):
-        return _driver().suggest(trial_id)
+        driver = self._driver()
+        return Searcher.FINISHED if driver.finished else driver.suggest(trial_id)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        _driver().complete(trial_id, result, error)
+        self._driver().complete(trial_id, result, error)
 
     def save(self, checkpoint_path: str) -> None:
-        Path(checkpoint_path).write_text(json.dumps(_driver().searcher_state()))
+        Path(checkpoint_path).write_text(json.dumps(self._driver().searcher_state()))
 
     def restore(self, checkpoint_path: str) -> None:
-        _driver().restore_searcher(json.loads(Path(checkpoint_path).read_text()))
+        self._driver().restore_searcher(json.loads(Path(checkpoint_path).read_text()))
 
 
-class RunBudget(Stopper):
+class RunBudget(_DriverBound, Stopper):
     """Ends the experiment once the journal holds the run's trials (or a trial hit a user error)."""
+
+    def __init__(self, driver: "RaySearch"):
+        self.driver = driver
 
     def __call__(self, trial_id: str, result: dict) -> bool:
         return False
 
     def stop_all(self) -> bool:
-        return _driver().finished
+        # On Tuner.restore, Tune may consult a driverless unpickled copy: it never stops the run, and
+        # the searcher ends it instead (FINISHED once the budget is journaled or a user error came).
+        return self.driver is not None and self.driver.finished
 
 
-class FailureNotes(FIFOScheduler):
+class FailureNotes(_DriverBound, FIFOScheduler):
     """Keeps the last error of a trial that failed for good, for its journal record."""
 
+    def __init__(self, driver: "RaySearch"):
+        super().__init__()
+        self.driver = driver
+
     def on_trial_error(self, tune_controller, trial) -> None:
-        _driver().note_error(trial.trial_id, trial.num_failures, trial.error_file)
+        self._driver().note_error(trial.trial_id, trial.num_failures, trial.error_file)
         super().on_trial_error(tune_controller, trial)
+
+
+def _bind_restored(tuner, searcher: ControllerSearcher, scheduler: FailureNotes, stopper: RunBudget) -> None:
+    """Give a restored Tuner this driver's plug-ins in place of the driverless copies it unpickled."""
+    import dataclasses
+
+    inner = tuner._local_tuner  # Tune has no public way to re-specify these on restore
+    inner._tune_config = dataclasses.replace(inner._tune_config, search_alg=searcher, scheduler=scheduler)
+    inner._run_config.stop = stopper
 
 
 class RaySearch:
     """Runs `search`'s trials on Ray; created (and connected) before the run directory is written."""
 
-    def __init__(self, search: Search, journal: Journal, trials: list[Trial], resume: bool):
-        self.search, self.journal, self.trials, self.resume = search, journal, trials, resume
+    def __init__(self, search, recorder, resume: bool):
+        """`search`: the `nas.search.loop.Search` (config, paths, runner); `recorder`: its `TrialRecorder`."""
+        self.search, self.recorder, self.resume = search, recorder, resume
+        self.trials: list[Trial] = recorder.trials
         self.config: SearchConfig = search.config
         self.execution = self.config.execution
         self.say = search.say
         connect(self.execution, self.say)
         storage = self.execution.storage or str((search.paths.root / "ray").resolve())
         self.storage = storage if "://" in storage else str(Path(storage).expanduser().resolve())
-        self.by_index = {t.trial: t for t in trials}
+        self.by_index = {t.trial: t for t in self.trials}
         self.outstanding: dict[int, tuple[list[int], float]] = {}  # proposed, not yet journaled
         self.running: dict[str, int] = {}  # Ray trial id -> proposal
         self.errors: dict[str, tuple[int, str]] = {}  # Ray trial id -> (attempts, last error)
         self.user_error: str | None = None
-        self.timings: list[float] = []
         self.controller = None
         self.next_index = max(self.by_index, default=-1) + 1
 
@@ -264,7 +294,6 @@ class RaySearch:
         return self.user_error is not None or len(self.by_index) >= self.config.run.trials
 
     def run(self) -> None:
-        global _DRIVER
         if self.finished:
             self.say(f"all {self.config.run.trials} trials are in the journal; nothing to run")
             return
@@ -273,24 +302,22 @@ class RaySearch:
                                  cpus=self.execution.resources_per_trial.cpu),
             {"cpu": self.execution.resources_per_trial.cpu, "gpu": self.execution.resources_per_trial.gpu})
         latest = self.latest_experiment() if self.resume else 0
-        _DRIVER = self
-        try:
-            if latest and not self._ended_cleanly():
-                self.say(f"resuming through Ray Tune's restore of {self.experiment_path(latest)}")
-                tuner = tune.Tuner.restore(self.experiment_path(latest), trainable, resume_unfinished=True,
-                                           resume_errored=False, restart_errored=False)
-            else:
-                # A new run, or a finished one given more trials: Tune ends an experiment for good once
-                # its stopper fires, so the run goes on in a new one, the controller from its snapshot.
-                self.controller = self._replayed_controller()
-                if latest:
-                    self.say(f"the run's Tune experiment finished its budget; going on in "
-                             f"{self.experiment_path(latest + 1)}")
-                tuner = tune.Tuner(trainable, tune_config=self._tune_config(),
-                                   run_config=self._run_config(experiment_name(latest + 1)))
-            tuner.fit()
-        finally:
-            _DRIVER = None
+        searcher, scheduler, stopper = ControllerSearcher(self), FailureNotes(self), RunBudget(self)
+        if latest and not self._ended_cleanly():
+            self.say(f"resuming through Ray Tune's restore of {self.experiment_path(latest)}")
+            tuner = tune.Tuner.restore(self.experiment_path(latest), trainable, resume_unfinished=True,
+                                       resume_errored=False, restart_errored=False)
+            _bind_restored(tuner, searcher, scheduler, stopper)
+        else:
+            # A new run, or a finished one given more trials: Tune ends an experiment for good once
+            # its stopper fires, so the run goes on in a new one, the controller from its snapshot.
+            self.controller = self._replayed_controller()
+            if latest:
+                self.say(f"the run's Tune experiment finished its budget; going on in "
+                         f"{self.experiment_path(latest + 1)}")
+            tuner = tune.Tuner(trainable, tune_config=self._tune_config(searcher, scheduler),
+                               run_config=self._run_config(experiment_name(latest + 1), stopper))
+        tuner.fit()
         if self.user_error is not None:
             raise UserError(self.user_error)
         if not self.finished:  # Tune caught Ctrl-C, stopped the trials and saved the experiment
@@ -303,13 +330,13 @@ class RaySearch:
         return restore_controller(self.config, sorted(self.trials, key=lambda t: t.trial),
                                   self.search.paths.controller, self.say)
 
-    def _tune_config(self):
-        return tune.TuneConfig(search_alg=ControllerSearcher(), scheduler=FailureNotes(),
+    def _tune_config(self, searcher: ControllerSearcher, scheduler: FailureNotes):
+        return tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                num_samples=-1, max_concurrent_trials=self.execution.max_concurrent,
                                reuse_actors=True, trial_dirname_creator=trial_dirname)
 
-    def _run_config(self, name: str):
-        return tune.RunConfig(name=name, storage_path=self.storage, stop=RunBudget(),
+    def _run_config(self, name: str, stopper: RunBudget):
+        return tune.RunConfig(name=name, storage_path=self.storage, stop=stopper,
                               failure_config=tune.FailureConfig(max_failures=self.execution.max_failures),
                               verbose=0, log_to_file=True)
 
@@ -357,14 +384,10 @@ class RaySearch:
             trial = self.search.runner.failed(index, decisions, failed_on_ray(attempts, message))
         else:
             trial = Trial(**json.loads(result["trial"]))
-        self.journal.append(trial)  # on disk before the controller hears of it
+        concurrency = max(1, len(self.running) + 1)
         del self.outstanding[index]
         self.by_index[index] = trial
-        self.trials.append(trial)
-        self.controller.tell(trial.decisions, told_reward(trial))
-        self.timings.append(trial.wall_s)
-        write_results(self.search.paths.root, self.config, self.trials, self.search.target_ms, plots=False)
-        self.search.progress(trial, self.trials, self.timings, concurrency=max(1, len(self.running) + 1))
+        self.recorder.record(trial, self.controller, concurrency)  # journal, tell, results, progress
 
     def note_error(self, trial_id: str, failures: int, error_file: str | None) -> None:
         self.errors[trial_id] = (failures, last_error(error_file))
