@@ -251,7 +251,7 @@ class ProxyScorer:
         _err(f"proxy-training the base and {len(specs)} phi = 1 network(s) {self.where()}: width x{proxy.width:g}, "
              f"{proxy.epochs} epoch(s), data '{config.data.source}', seed {seed}, base at {jobs[0].resolution} px")
         if config.execution.ray:
-            from nas.execution.ray_tune import connect
+            from nas.execution.ray_cluster import connect
 
             connect(config.execution, say=_err)  # its line on stderr; run_jobs then reuses the connection
         started = time.monotonic()

@@ -26,21 +26,10 @@ trials in flight at the kill are trained again.
 from __future__ import annotations
 
 import json
-import logging
-import os
-import re
-import socket
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-RAY_ENVIRONMENT = {
-    "RAY_USAGE_STATS_ENABLED": "0",  # no usage reports from a search
-    "TUNE_GLOBAL_CHECKPOINT_S": "1",  # checkpoint the experiment every second (each loop step: 5% of a core)
-    "RAY_AIR_NEW_OUTPUT": "0",
-}
-for _key, _value in RAY_ENVIRONMENT.items():  # read when Ray is imported, or when Tune starts
-    os.environ.setdefault(_key, _value)
+from nas.execution.ray_cluster import connect, failed_on_ray, last_error, limit_threads  # sets Ray's environment first
 
 from ray import tune  # noqa: E402
 from ray.tune.schedulers import FIFOScheduler  # noqa: E402
@@ -50,114 +39,26 @@ from ray.tune.stopper import Stopper  # noqa: E402
 from nas.common.errors import UserError
 
 from nas.search.config import SearchConfig, config_from_dict
-from nas.execution.config import AUTO_ADDRESS, LOCAL_ADDRESS, ExecutionConfig, parse_address
 from nas.search.journal import Trial
-from nas.search.loop import restore_controller, save_snapshot
+from nas.search.snapshot import restore_controller, save_snapshot
 from nas.search.recorder import told_reward
+from nas.execution.worker import USER_ERROR, cached, user_error_result
 
 EXPERIMENT = "tune"  # the Tune experiment's name under the storage path (then tune-2, ... as a run grows)
-CONNECT_TIMEOUT_S = 5.0
-
-
-# Connecting -----------------------------------------------------------------------------------------
-
-def connect(execution: ExecutionConfig, say=print) -> None:
-    """Join (or start) the configured cluster and check a node can hold one trial; one line on failure."""
-    import ray
-
-    if ray.is_initialized():  # a caller (a notebook, a test) already connected: use that cluster
-        _check_resources(execution)
-        return
-    endpoint = parse_address(execution.address)
-    if endpoint is not None:
-        _check_reachable(*endpoint, execution.address)
-    options: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                                   configure_logging=True)
-    try:
-        if execution.address == LOCAL_ADDRESS:
-            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            # address="local": a cluster of our own, even when `ray start` left one running here
-            ray.init(address="local", num_cpus=os.cpu_count(), **options)
-        else:
-            ray.init(address=execution.address, **options)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        if "AuthToken" in _causes(exc):
-            raise UserError(f"execution.address: the Ray cluster at {execution.address} wants its token: set "
-                            f"RAY_AUTH_MODE=token and give the token (~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or "
-                            f"RAY_AUTH_TOKEN)") from None
-        if execution.address == AUTO_ADDRESS:
-            raise UserError("execution.address: 'auto' found no running Ray cluster on this node; start one "
-                            "with `ray start --head`, or use address: local") from None
-        raise UserError(f"execution.address: cannot join the Ray cluster at {execution.address}: "
-                        f"{' '.join(str(exc).split())[:200]}") from None
-    _check_resources(execution)
-    resources = ray.cluster_resources()
-    say(f"Ray cluster: {len(_alive_nodes())} node(s), {resources.get('CPU', 0):g} CPU, "
-        f"{resources.get('GPU', 0):g} GPU")
-
-
-def _causes(exc: BaseException) -> str:
-    """The messages of an exception and of everything it was raised from."""
-    texts = []
-    while exc is not None and len(texts) < 10:
-        texts.append(str(exc))
-        exc = exc.__cause__ or exc.__context__
-    return " ".join(texts)
-
-
-def _check_reachable(host: str, port: int, address: str) -> None:
-    """Fail at once on an address nothing answers at (ray.init would wait for minutes)."""
-    try:
-        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
-            pass
-    except OSError as exc:
-        raise UserError(f"execution.address: nothing answers at {address} ({exc.strerror or exc}); start the "
-                        f"head node with `ray start --head --port={port}` there, or check the address") from None
-
-
-def _alive_nodes() -> list[dict]:
-    import ray
-
-    return [node for node in ray.nodes() if node.get("Alive")]
-
-
-def _check_resources(execution: ExecutionConfig) -> None:
-    need = {"CPU": execution.resources_per_trial.cpu, "GPU": execution.resources_per_trial.gpu}
-    nodes = [node.get("Resources", {}) for node in _alive_nodes()]
-    if not any(all(node.get(k, 0.0) >= v for k, v in need.items() if v) for node in nodes):
-        largest = max(nodes, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)), default={})
-        raise UserError(f"execution.resources_per_trial: no node of the cluster has {need['CPU']:g} CPU and "
-                        f"{need['GPU']:g} GPU for one trial (the largest has {largest.get('CPU', 0):g} CPU, "
-                        f"{largest.get('GPU', 0):g} GPU)")
 
 
 # The worker side ------------------------------------------------------------------------------------
 
-_RUNNERS: dict[str, Any] = {}  # per worker process: the proxy's data is loaded once per config
-
-
-def limit_threads(cpus: float) -> None:
-    """One trial per `cpus` cores: TensorFlow must not spread over the whole node."""
-    threads = max(1, int(cpus))
-    try:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
-    except RuntimeError:
-        pass  # this worker already ran TensorFlow: its pools are fixed
-
-
 def _worker_runner(config_yaml: str, cpus: float):
-    if config_yaml not in _RUNNERS:
+    def make():
         import yaml
 
         from nas.search.trial_runner import TrialRunner
 
         limit_threads(cpus)
-        _RUNNERS.clear()
-        _RUNNERS[config_yaml] = TrialRunner(config_from_dict(yaml.safe_load(config_yaml)), say=lambda line: None)
-    return _RUNNERS[config_yaml]
+        return TrialRunner(config_from_dict(yaml.safe_load(config_yaml)), say=lambda line: None)
+
+    return cached(config_yaml, ("trial_runner",), make)
 
 
 def run_trial(params: dict, config_yaml: str = "", cpus: float = 1.0) -> None:
@@ -166,7 +67,7 @@ def run_trial(params: dict, config_yaml: str = "", cpus: float = 1.0) -> None:
     try:
         trial = runner.run(params["index"], params["decisions"], params["budget"])
     except UserError as exc:  # the data is missing on this node, ...: the search must stop, not retry
-        tune.report({"reward": 0.0, "user_error": str(exc)})
+        tune.report({"reward": 0.0, **user_error_result(exc)})
         return
     tune.report({"reward": trial.reward if trial.ok else 0.0, "trial": json.dumps(asdict(trial))})
 
@@ -375,8 +276,8 @@ class RaySearch:
         index = self.running.pop(trial_id, None)
         if index is None or index not in self.outstanding:
             return  # a rerun of a trial the journal already holds
-        if result and "user_error" in result:
-            self.user_error = result["user_error"]
+        if result and USER_ERROR in result:
+            self.user_error = result[USER_ERROR]  # raised as the same UserError when Tune has stopped
             return
         decisions, _ = self.outstanding[index]
         if error or not result or "trial" not in result:
@@ -413,22 +314,6 @@ class RaySearch:
                 self.controller.tell(done.decisions, told_reward(done))
         self.say(f"Ray restored the searcher: {len(self.running)} trial(s) were in flight, "
                  f"{len(self.outstanding)} of them still to finish")
-
-
-def failed_on_ray(attempts: int, message: str) -> str:
-    """The error recorded for work that failed on every attempt Ray gave it."""
-    return f"failed on the Ray cluster after {attempts} attempt(s): {message}"
-
-
-def last_error(error_file: str | None) -> str:
-    """The exception line of the last failure in Ray's error.txt for a trial (its first line if none)."""
-    try:
-        text = Path(error_file).read_text()
-    except (OSError, TypeError):
-        return "the worker died"
-    lines = [line.strip() for line in text.split("Failure #")[-1].splitlines()[1:] if line.strip()]
-    raised = [line for line in lines if re.match(r"^[\w.]*(Error|Exception|Exit|Interrupt)\b", line)]
-    return (raised or lines or ["the worker died"])[-1 if raised else 0][:300]
 
 
 def experiment_name(number: int) -> str:

@@ -229,3 +229,15 @@ class ProxyTask:
         model(tf.constant(images), training=True)
         for layer, momentum in zip(norms, momenta):
             layer.momentum = momentum
+
+
+def cached_proxy_task(config, resolution: int) -> ProxyTask:
+    """The search config's proxy at `resolution`, its data loaded once per process: the one worker
+    cache (`nas.execution.worker.cached`) that search trials and `nas scale search`'s jobs share."""
+    from nas.data import load_dataset
+    from nas.execution.worker import cached
+
+    def make() -> ProxyTask:
+        return ProxyTask(dataclasses.replace(config.proxy, resolution=resolution), load_dataset(config.data, resolution))
+
+    return cached(config.to_yaml(), ("proxy_task", resolution), make)

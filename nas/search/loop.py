@@ -26,7 +26,6 @@ trials finish; the trial numbers are the order they were proposed).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -34,11 +33,11 @@ from typing import Any, Callable
 from nas.common.errors import UserError
 
 from nas.search.config import SearchConfig, config_from_dict
-from nas.controllers import Controller, make_controller
 from nas.common.files import write_text
 from nas.search.journal import Journal, Trial
 from nas.search.results import write_results
-from nas.search.recorder import FAILED_REWARD, TrialRecorder, told_reward  # noqa: F401  (FAILED_REWARD: API)
+from nas.search.recorder import FAILED_REWARD, TrialRecorder  # noqa: F401  (FAILED_REWARD: kept importable here)
+from nas.search.snapshot import restore_controller, save_snapshot
 from nas.search.trial_runner import Evaluator, TrialRunner
 
 SNAPSHOT_EVERY = 8
@@ -109,35 +108,6 @@ def load_run_config(root: Path) -> SearchConfig:
     except (OSError, yaml.YAMLError) as exc:
         raise UserError(f"cannot read the run's config '{path}': {exc}") from None
     return config_from_dict(data, default_name=root.name)
-
-
-def restore_controller(config: SearchConfig, trials: list[Trial], snapshot: Path | None,
-                       say: Callable[[str], None] = print) -> Controller:
-    """The controller as it was after the journal's last trial: snapshot, then replay the rest."""
-    controller = make_controller(config.controller, config.space.cardinalities, config.controller_options,
-                                 seed=config.run.seed)
-    start = 0
-    if snapshot is not None and snapshot.exists():
-        try:
-            saved = json.loads(snapshot.read_text())
-            if saved["trials"] <= len(trials):
-                controller.load_state(saved["state"])
-                start = saved["trials"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            say(f"note: controller snapshot unusable ({exc}); replaying the whole journal")
-            controller = make_controller(config.controller, config.space.cardinalities,
-                                         config.controller_options, seed=config.run.seed)
-    for trial in trials[start:]:
-        proposed = controller.ask()
-        if proposed != trial.decisions:
-            say(f"note: on replay the controller proposed other decisions than trial {trial.trial} holds; "
-                f"it learns from the journaled one")
-        controller.tell(trial.decisions, told_reward(trial))
-    return controller
-
-
-def save_snapshot(path: Path, controller: Controller, trials: int) -> None:
-    write_text(path, json.dumps({"trials": trials, "state": controller.state()}))
 
 
 class Search:
