@@ -36,7 +36,7 @@ from common import write_results  # noqa: E402
 
 from latency import make_latency_model  # noqa: E402
 from nas.controllers import CONTROLLERS, make_controller  # noqa: E402
-from nas.reward import SOFT, mnas_reward  # noqa: E402
+from nas.search.reward import SOFT, mnas_reward  # noqa: E402
 from search_space.counting import model_cost  # noqa: E402
 from search_space.registry import REGISTRY  # noqa: E402
 from search_space.space import SearchSpace  # noqa: E402
@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budget", type=int, default=1000)
     parser.add_argument("--reference", type=int, default=100_000, help="random samples for the top-1%% threshold")
-    parser.add_argument("--controllers", nargs="*", default=list(CONTROLLER_NAMES), choices=list(CONTROLLERS))
+    parser.add_argument("--controllers", nargs="*", default=list(CONTROLLER_NAMES), choices=CONTROLLERS.names())
     args = parser.parse_args()
 
     objective = Objective()

@@ -15,8 +15,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import markdown_table, write_results  # noqa: E402
-from nas import export  # noqa: E402
-from nas.checkpoints import load_model  # noqa: E402
+from nas.deploy import exporter as export  # noqa: E402
+from nas.deploy.checkpoints import load_model  # noqa: E402
 from search_space import REGISTRY, model_cost  # noqa: E402
 from search_space.builder import trainable_params  # noqa: E402
 from search_space.tflite import op_names  # noqa: E402

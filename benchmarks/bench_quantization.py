@@ -24,9 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 from common import markdown_table, write_results  # noqa: E402
-from nas import evaluate, export  # noqa: E402
-from nas.checkpoints import load_model, save_checkpoint  # noqa: E402
-from nas.datasets import OFFLINE_CLASSES, load_offline, normalize  # noqa: E402
+from nas.deploy import evaluate, export  # noqa: E402
+from nas.deploy.checkpoints import load_model, save_checkpoint  # noqa: E402
+from nas.data.images import normalize  # noqa: E402
+from nas.data.offline import OFFLINE_CLASSES, load_offline  # noqa: E402
 from search_space import REGISTRY  # noqa: E402
 from search_space.builder import build_model, trainable_params  # noqa: E402
 

@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import write_results  # noqa: E402
 
-from nas.config import load_config  # noqa: E402
-from nas.data_sources import load_dataset  # noqa: E402
-from nas.proxy import ProxyTask  # noqa: E402
+from nas.search.config import load_config  # noqa: E402
+from nas.data import load_dataset  # noqa: E402
+from nas.proxy.task import ProxyTask  # noqa: E402
 from search_space.space import SearchSpace  # noqa: E402
 
 TINY_SPACE = {

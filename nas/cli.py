@@ -14,7 +14,7 @@ import re
 import sys
 import threading
 
-from search_space.errors import UserError
+from nas.common.errors import UserError
 
 import nas.commands
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from search_space.counting import model_cost
-from nas.proxy import TrialFailed
+from nas.proxy.task import TrialFailed
 
 TINY = {
     "run": {"name": "tiny", "seed": 3, "trials": 4, "top_k": 3},

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nas.checkpoints import EMA, load_model, open_checkpoint, restore, save_checkpoint
+from nas.deploy.checkpoints import EMA, load_model, open_checkpoint, restore, save_checkpoint
 from search_space import REGISTRY, UserError
 from search_space.builder import build_model, reference_weight_map
 from tests.cli_helpers import assert_one_line_error

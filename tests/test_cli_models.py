@@ -94,7 +94,7 @@ def test_console_script_runs(tmp_path):
 
 def test_models_table_shows_predicted_edge_tpu_latency_ordered_s_m_l(capsys):
     _, out, _ = run_cli(capsys, "models", "--format", "json")
-    latency = {r["name"]: r["latency ms (sim)"] for r in json.loads(out)}
+    latency = {r["name"]: r["latency_ms"] for r in json.loads(out)}
     assert 0 < latency["efficientnet-edgetpu-S"] < latency["efficientnet-edgetpu-M"] < latency["efficientnet-edgetpu-L"]
     code, _, err = run_cli(capsys, "models", "--latency", "nosuch")
     assert_one_line_error(code, err, "unknown latency source 'nosuch'")
@@ -107,3 +107,21 @@ def test_tensorflow_import_noise_is_filtered_from_the_cli_stderr_but_other_lines
             "    import tensorflow\n    print('a real message', file=sys.stderr)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stderr == "a real message\n"
+
+
+def test_models_csv_and_json_give_exact_numbers_with_units_in_the_names(capsys):
+    from latency import make_latency_model
+    from search_space import count_macs, get_spec
+
+    spec = get_spec("efficientnet-edgetpu-S")
+    _, out, _ = run_cli(capsys, "models", "--format", "json")
+    row = {r["name"]: r for r in json.loads(out)}["efficientnet-edgetpu-S"]
+    assert row["macs"] == count_macs(spec) == 1_788_732_288  # the published 1.79 G (1001 classes)
+    assert row["params"] == count_params(spec)
+    assert row["latency_ms"] == make_latency_model("sim").predict_ms(spec) and row["latency_source"] == "sim"
+    assert "MACs (M)" not in row
+    _, out, _ = run_cli(capsys, "models", "--format", "csv")
+    csv_row = {r["name"]: r for r in csv.DictReader(io.StringIO(out))}["efficientnet-edgetpu-S"]
+    assert int(csv_row["macs"]) == 1_788_732_288 and float(csv_row["latency_ms"]) == row["latency_ms"]
+    _, out, _ = run_cli(capsys, "models")
+    assert "MACs (M)" in out.splitlines()[0] and "1,788.7" in out  # the table keeps the rounded display

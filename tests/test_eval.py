@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from nas.checkpoints import save_checkpoint
-from nas.evaluate import format_top5, labelled_directory, read_labels_map, softmax
+from nas.deploy.checkpoints import save_checkpoint
+from nas.deploy.evaluate import format_top5, labelled_directory, read_labels_map, softmax
 from search_space import UserError
 from search_space.builder import build_model
 from tests.cli_helpers import assert_one_line_error
@@ -153,7 +153,7 @@ def test_eval_mistakes(imagenet_like, tmp_path, capsys):
 def digits_tree(tmp_path_factory):
     """12 PNG digits of each class 0..9 under <root>/<class>/, and a checkpoint that always ranks
     the classes 3, 7, 1, 0, 9 first (outputs one higher: output 0 is the background)."""
-    from nas.datasets import load_offline
+    from nas.data.offline import load_offline
 
     root = tmp_path_factory.mktemp("digits")
     images, labels = load_offline(48, "all")

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nas.checkpoints import load_model, save_checkpoint
-from nas.datasets import load_offline, normalize
+from nas.deploy.checkpoints import load_model, save_checkpoint
+from nas.data.images import normalize
+from nas.data.offline import load_offline
 from search_space import REGISTRY
 from search_space.builder import build_model, trainable_params
 from search_space.tflite import load_interpreter, op_names, run
@@ -141,7 +142,7 @@ def test_edgetpu_without_the_compiler_says_how_to_install_it(tmp_path, tiny, cap
     ([], "nothing to write"),
     (["--output-tflite", "{tmp}/x.tflite", "--edgetpu", "--no-quantize"], "only full-int8"),
     (["--output-tflite", "{tmp}/x.tflite", "--data-dir", "{tmp}/nowhere"], "does not exist"),
-    (["--output-tflite", "{tmp}/x.tflite", "--data-dir", "{tmp}/empty"], "no .jpg or .png images"),
+    (["--output-tflite", "{tmp}/x.tflite", "--data-dir", "{tmp}/empty"], "no images (.jpg, .jpeg, .png"),
 ])
 def test_export_mistakes(tmp_path, tiny, capsys, args, fragment):
     _, spec_file, _, _ = tiny

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from nas.journal import FAILED, OK, Journal, Trial
+from nas.search.journal import FAILED, OK, Journal, Trial
 from search_space.errors import UserError
 from search_space.registry import REGISTRY
 
@@ -71,7 +71,7 @@ def test_trials_finish_out_of_order_but_never_twice(tmp_path):
 
 
 def test_the_local_backend_refuses_a_journal_with_gaps(tmp_path):
-    from nas.search import check_sequential
+    from nas.search.loop import check_sequential
 
     journal = Journal(tmp_path / "journal.jsonl")
     journal.append(_trial(0))
@@ -89,9 +89,22 @@ def test_unwritable_journal_is_a_user_error(tmp_path):
 def test_trials_csv_shows_partial_budgets_only_when_there_are_some():
     from dataclasses import replace
 
-    from nas.search_results import trial_rows
+    from nas.search.results import trial_rows
 
     plain = [_trial(0), _trial(1)]
     assert "proxy epochs" not in trial_rows(plain)[0]
     rung = replace(_trial(2), extra={"train_loss": 0.3, "proxy_epochs": 1})  # a Hyperband rung
     assert [row["proxy epochs"] for row in trial_rows(plain + [rung])] == ["all", "all", 1]
+
+
+def test_trials_csv_has_exact_macs_and_latency():
+    import csv
+    import io
+
+    from nas.common.tables import format_rows
+    from nas.search.results import trial_rows
+
+    trial = _trial(0)
+    row = next(csv.DictReader(io.StringIO(format_rows(trial_rows([trial]), "csv"))))
+    assert int(row["macs"]) == trial.macs and "MACs (M)" not in row
+    assert float(row["latency_ms"]) == trial.latency_ms  # the journal's float, not rounded

@@ -6,9 +6,9 @@ import random
 import numpy as np
 import pytest
 
-from nas.config import config_from_dict
-from nas.data_sources import DataConfig, load_dataset
-from nas.proxy import ProxyConfig, ProxyTask, TrialFailed, shrink
+from nas.search.config import config_from_dict
+from nas.data import DataConfig, load_dataset
+from nas.proxy.task import ProxyConfig, ProxyTask, TrialFailed, shrink
 from search_space.registry import REGISTRY
 from tests.search_helpers import TINY
 

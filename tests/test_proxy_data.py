@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nas.config import config_from_dict
-from nas.data_sources import DataConfig, check_data, count_records, load_dataset, square_resize
-from nas.datasets import normalize
-from nas.proxy import ProxyConfig, ProxyTask, TrialFailed
-from nas.schema import ConfigError
+from nas.search.config import config_from_dict
+from nas.data import IMAGE_SUFFIXES, DataConfig, check_data, load_dataset, normalize
+from nas.data.images import square_resize
+from nas.data.tfrecords import count_records
+from nas.proxy.task import ProxyConfig, ProxyTask, TrialFailed
+from nas.common.schema import ConfigError
 from tests.imagenet_records import write_imagenet_records
 from tests.search_helpers import TINY
 
@@ -232,7 +233,7 @@ def test_proxy_learns_from_the_stream_repeatably(shards):
 
 
 def test_a_bad_record_in_the_stream_stops_the_search_with_the_data_named(tmp_path, monkeypatch):
-    monkeypatch.setattr("nas.data_sources.STREAM_SAMPLE", 4)  # the bad record lies past the sample
+    monkeypatch.setattr("nas.data.imagenet.STREAM_SAMPLE", 4)  # the bad record lies past the sample
     _write_tfrecords(tmp_path / "train-00000-of-00001",
                      [(_jpeg((200, 30, 30)), 1)] * 6 + [(_jpeg((30, 200, 30)), 1001)] + [(_jpeg((1, 2, 3)), 2)])
     data = load_dataset(_stream_config(tmp_path, max_val=1), 8)
@@ -270,3 +271,23 @@ def test_bad_stream_settings_are_one_line(shards, data, problem):
 def test_holding_out_everything_leaves_nothing_to_stream(shards):
     with pytest.raises(ConfigError, match=r"^data: the 'imagenet' source gave 0 training and 96 validation images"):
         load_dataset(_stream_config(shards.root, max_val=500), 8)
+
+
+@pytest.mark.parametrize("suffix", IMAGE_SUFFIXES)
+def test_a_directory_of_each_image_suffix_trains_and_evaluates(tmp_path, suffix):
+    """One IMAGE_SUFFIXES for the proxy's data and for `nas eval`: what trains also evaluates."""
+    from PIL import Image
+
+    from nas.deploy.evaluate import labelled_directory
+    from nas.deploy.preprocessing import load_image
+
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(suffix, suffix[1:].upper())
+    for c, shade in (("cat", 40), ("dog", 200)):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            Image.new("RGB", (20, 16), (shade, i * 20, 0)).save(tmp_path / c / f"{i}{suffix}", format=fmt)
+    data = load_dataset(DataConfig(source="directory", path=str(tmp_path), val_fraction=0.34), 8)
+    assert data.num_classes == 2 and data.train_count + len(data.val_labels) == 6
+    images = labelled_directory(tmp_path)
+    assert len(images.paths) == 6 and images.classes == 2 and list(images.targets) == [0, 0, 0, 1, 1, 1]
+    assert load_image(images.paths[0]).shape == (16, 20, 3)

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from nas.reward import HARD, SOFT, RewardConfig, absolute_reward, make_reward, mnas_reward
-from nas.schema import ConfigError, read_section
+from nas.search.reward import HARD, SOFT, RewardConfig, absolute_reward, make_reward, mnas_reward
+from nas.common.schema import ConfigError, read_section
 
 
 def test_soft_constraint_doubling_latency_costs_about_five_percent():

@@ -171,7 +171,7 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys, monke
     (tmp_path / "bad.yaml").write_text("blocks: [unclosed\n")
     (tmp_path / "wrong.yaml").write_text("blocks: [r1_k3_s11_e1_i32_o16]\ncolour: red\n")
     write_config(tmp_path / "cfg.yaml", tiny_config())
-    monkeypatch.setattr("nas.proxy_jobs.run_jobs", lambda *a, **k: pytest.fail("nothing may be trained"))
+    monkeypatch.setattr("nas.proxy.jobs.run_jobs", lambda *a, **k: pytest.fail("nothing may be trained"))
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     code, _, err = run_cli(capsys, *argv)
     assert_one_line_error(code, err, "nas: error: ", message.replace("{tmp}", str(tmp_path)))
@@ -190,7 +190,7 @@ def _triple(row: dict) -> tuple[float, float, float]:
 
 
 class FakeProxy:
-    """Stands in for `nas.proxy_jobs.run_jobs`: records the jobs, answers an accuracy that is a fixed
+    """Stands in for `nas.proxy.jobs.run_jobs`: records the jobs, answers an accuracy that is a fixed
     function of the job (favouring resolution, then width, unlike the cost order), fails chosen jobs."""
 
     def __init__(self, fail_at: tuple[int, ...] = ()):
@@ -202,7 +202,7 @@ class FakeProxy:
         return round(0.3 + job.resolution / 100 + job.spec.width / 20 - job.spec.depth / 50, 4)
 
     def __call__(self, config, jobs, progress=lambda done, total, index, outcome: None):
-        from nas.proxy import ProxyResult
+        from nas.proxy.task import ProxyResult
 
         self.calls.append((config, list(jobs)))
         outcomes = []
@@ -217,7 +217,7 @@ class FakeProxy:
 def test_scored_search_trains_the_closest_networks_and_ranks_by_accuracy(tmp_path, capsys, monkeypatch):
     fake = FakeProxy(fail_at=(2,))  # the second phi = 1 network fails
     # 8 feasible triples, 6 distinct networks: 5 at 256 px, one at 224 px (the fifth closest)
-    monkeypatch.setattr("nas.proxy_jobs.run_jobs", fake)
+    monkeypatch.setattr("nas.proxy.jobs.run_jobs", fake)
     table = tmp_path / "triples.csv"
     code, out, err = run_cli(capsys, "scale", "search", "--model", "efficientnet-edgetpu-S", "--config", EDGETPU_CONFIG,
                              "--grid", "1.0:1.3:0.1", "--gamma-grid", "1.0,1.15", "--max-scored", "5",
@@ -271,7 +271,7 @@ def test_scored_search_trains_the_closest_networks_and_ranks_by_accuracy(tmp_pat
 
 
 def test_scored_search_where_every_training_fails_exits_1(capsys, monkeypatch):
-    monkeypatch.setattr("nas.proxy_jobs.run_jobs", FakeProxy(fail_at=tuple(range(10))))
+    monkeypatch.setattr("nas.proxy.jobs.run_jobs", FakeProxy(fail_at=tuple(range(10))))
     code, out, err = run_cli(capsys, "scale", "search", "--model", "efficientnet-edgetpu-S", "--config",
                              EDGETPU_CONFIG, "--grid", "1.0:1.3:0.1", "--gamma-grid", "1.0,1.15", "--max-scored", "2")
     assert code == 1
@@ -303,8 +303,8 @@ def _check_tiny_rows(rows: list[dict]) -> list[dict]:
 
 def _replayed(config_path: Path, base: ModelSpec, rows: list[dict]) -> list[float]:
     """The base and the rows' phi = 1 models trained again in this process with the rule written out."""
-    from nas.config import load_config
-    from nas.proxy_jobs import ProxyJob, run_jobs
+    from nas.search.config import load_config
+    from nas.proxy.jobs import ProxyJob, run_jobs
 
     config = load_config(config_path)
     config = type(config)(**{**config.__dict__, "execution": type(config.execution)()})  # local backend

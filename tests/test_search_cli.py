@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from nas.config import config_from_dict
+from nas.search.config import config_from_dict
 from nas.controllers import make_controller
-from nas.journal import Journal
-from nas.search import FAILED_REWARD
+from nas.search.journal import Journal
+from nas.search.loop import FAILED_REWARD
 from tests.cli_helpers import run_cli
 from tests.search_helpers import tiny_config, write_config
 

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from tests.cli_helpers import assert_one_line_error, run_cli
-from nas.config import config_from_dict, load_config
+from nas.search.config import config_from_dict, load_config
 from tests.search_helpers import TINY, tiny_config, write_config
 
 
@@ -26,7 +26,7 @@ from tests.search_helpers import TINY, tiny_config, write_config
     ({"data": {"source": "offline", "path": "x"}}, ["data.path: not used by the 'offline' source"]),
     ({"data": {"source": "tfds", "name": "mnist"}}, ["data.source: 'tfds' needs TensorFlow Datasets",
                                                       "pip install tensorflow-datasets"]),
-    ({"data": {"source": "web"}}, ["data.source: 'web' is not one of offline, directory, tfds, imagenet"]),
+    ({"data": {"source": "web"}}, ["data.source: unknown data source 'web' (known: offline, directory, tfds, imagenet)"]),
     ({"controller": {"name": "foo"}}, ["controller.name: unknown controller 'foo'",
                                        "mnas, reinforce, evolution, random"]),
     ({"controller": {"name": "evolution", "learning_rate": 0.1}},

@@ -5,11 +5,11 @@ import json
 import pytest
 import yaml
 
-from nas.config import config_from_dict
+from nas.search.config import config_from_dict
 from nas.controllers import make_controller
-from nas.journal import Journal
-from nas.search import FAILED_REWARD, SNAPSHOT_EVERY, Search
-from nas.trial_runner import trial_seed
+from nas.search.journal import Journal
+from nas.search.loop import FAILED_REWARD, SNAPSHOT_EVERY, Search
+from nas.search.trial_runner import trial_seed
 from search_space.registry import get_spec
 from tests.search_helpers import SpecOnlyEvaluator, tiny_config
 

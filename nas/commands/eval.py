@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from search_space import UserError
+from nas.common.errors import UserError
 
 from nas.commands.export import add_model_arguments, chosen_spec, load_from_args, positive_int
 
@@ -15,7 +15,7 @@ DEFAULT_MEAN, DEFAULT_STD = (127.0,) * 3, (128.0,) * 3
 
 
 def _classifier(args: argparse.Namespace):
-    from nas import evaluate
+    from nas.deploy import evaluate
 
     if args.tflite:
         spec = chosen_spec(args)
@@ -35,9 +35,9 @@ def _classifier(args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nas import evaluate
-    from nas.datasets import load_offline
-    from nas.preprocessing import load_image
+    from nas.deploy import evaluate
+    from nas.data.offline import load_offline
+    from nas.deploy.preprocessing import load_image
 
     if args.image and not args.labels_map:
         raise UserError("--image needs --labels-map FILE (class index -> label)")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from search_space import UserError, get_spec
+from search_space import get_spec
+
+from nas.common.errors import UserError
 from search_space.spec import FUSED_STRIDE_PLACES
 
-from nas.checkpoints import Loaded, load_model
-from nas.files import write_bytes
+from nas.deploy.checkpoints import Loaded, load_model
+from nas.common.files import write_bytes
 
 
 def positive_int(text: str) -> int:
@@ -55,7 +57,7 @@ def load_from_args(args: argparse.Namespace, spec=None) -> Loaded:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nas import export
+    from nas.deploy import exporter as export
 
     spec = chosen_spec(args)  # a bad name or spec file fails before TensorFlow loads
     if not args.output_tflite and not args.output_saved_model_dir:

@@ -7,7 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from search_space.errors import UserError
+from nas.common.errors import UserError
 
 SOURCE_HELP = "sim (Edge TPU cost model), lut:PATH, tflite-cpu[:int8|float], edgetpu"
 
@@ -70,7 +70,8 @@ def _predict(args: argparse.Namespace) -> int:
 def _representative(args, spec):
     """(callable or None, description) for full-int8 conversion of `spec`."""
     if args.representative == "digits":
-        from nas.datasets import load_offline, normalize
+        from nas.data.images import normalize
+        from nas.data.offline import load_offline
 
         images, _ = load_offline(spec.resolution, "train")
 

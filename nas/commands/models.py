@@ -7,27 +7,33 @@ import argparse
 from latency import make_latency_model
 from search_space import REGISTRY, get_spec, layer_cost, model_cost
 
-from nas.files import write_text
-from nas.report import FORMATS, format_rows
+from nas.common.files import write_text
+from nas.common.tables import FORMATS, format_rows
 
 
-def summary_row(spec, latency=None) -> dict:
+def summary_row(spec, latency=None, fmt: str = "table") -> dict:
+    """One model's row: exact numbers with units in the names for csv / json (`macs`, `latency_ms`,
+    plus `latency_source`), rounded for people in the table (`MACs (M)`, `latency ms (SOURCE)`)."""
     cost = model_cost(spec)
+    exact = fmt != "table"
     row = {
         "name": spec.name,
         "resolution": spec.resolution,
         "width": spec.width,
         "depth": spec.depth,
         "params": cost.params,
-        "MACs (M)": round(cost.macs / 1e6, 1),
+        **({"macs": cost.macs} if exact else {"MACs (M)": round(cost.macs / 1e6, 1)}),
         "classes": spec.num_classes,
     }
     if latency is not None:
-        row[f"latency ms ({latency.name})"] = round(latency.predict_ms(spec), 2)
+        ms = float(latency.predict_ms(spec))
+        row.update({"latency_ms": ms, "latency_source": latency.name} if exact
+                   else {f"latency ms ({latency.name})": round(ms, 2)})
     return row
 
 
-def layer_rows(spec) -> list[dict]:
+def layer_rows(spec, fmt: str = "table") -> list[dict]:
+    exact = fmt != "table"
     rows = []
     for i, layer in enumerate(spec.layers()):
         cost = layer_cost(layer)
@@ -43,21 +49,21 @@ def layer_rows(spec) -> list[dict]:
             "se": layer.se_ch,
             "residual": "yes" if layer.residual else "",
             "params": cost.params,
-            "MACs (M)": round(cost.macs / 1e6, 2),
+            **({"macs": cost.macs} if exact else {"MACs (M)": round(cost.macs / 1e6, 2)}),
         })
     return rows
 
 
 def _list(args: argparse.Namespace) -> int:
     latency = None if args.latency == "none" else make_latency_model(args.latency)
-    print(format_rows((summary_row(spec, latency) for spec in REGISTRY.values()), args.format), end="")
+    print(format_rows((summary_row(spec, latency, args.format) for spec in REGISTRY.values()), args.format), end="")
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
     spec = get_spec(args.model)
     if args.format != "table":
-        print(format_rows(layer_rows(spec), args.format), end="")
+        print(format_rows(layer_rows(spec, args.format), args.format), end="")
         return 0
     cost = model_cost(spec)
     print(f"{spec.name}: width {spec.width}, depth {spec.depth}, resolution {spec.resolution}, "

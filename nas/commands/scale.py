@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from search_space import REGISTRY, ModelSpec, UserError, count_macs, get_spec, model_cost
+from search_space import REGISTRY, ModelSpec, count_macs, get_spec, model_cost
 from search_space.registry import load_spec_file
 from scaling import (
     DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_GAMMA, DEFAULT_GRID, PRESETS, RESOLUTION_DIVISOR, apply_preset, grid,
@@ -37,8 +37,9 @@ from scaling import (
 )
 from scaling.search import DEFAULT_TARGET, DEFAULT_TOLERANCE
 
-from nas.files import write_text
-from nas.report import FORMATS, format_rows
+from nas.common.errors import UserError
+from nas.common.files import write_text
+from nas.common.tables import FORMATS, format_rows
 
 DEFAULT_BASE = "efficientnet-edgetpu-S"
 DEFAULT_RUNS_DIR = "runs"
@@ -240,7 +241,7 @@ class ProxyScorer:
         return f"as Ray tasks ({execution.address}), {at_once}"
 
     def __call__(self, specs) -> list[float | None]:
-        from nas import proxy_jobs
+        from nas.proxy import jobs as proxy_jobs
 
         config, seed = self.config, self.config.run.seed
         models = [self.base, *specs]
@@ -250,7 +251,7 @@ class ProxyScorer:
         _err(f"proxy-training the base and {len(specs)} phi = 1 network(s) {self.where()}: width x{proxy.width:g}, "
              f"{proxy.epochs} epoch(s), data '{config.data.source}', seed {seed}, base at {jobs[0].resolution} px")
         if config.execution.ray:
-            from nas.ray_backend import connect
+            from nas.execution.ray_cluster import connect
 
             connect(config.execution, say=_err)  # its line on stderr; run_jobs then reuses the connection
         started = time.monotonic()
@@ -288,7 +289,7 @@ def _search(args: argparse.Namespace) -> int:
     gammas = _grid("--gamma-grid", args.gamma_grid) if args.gamma_grid else common
     config = None
     if args.config:
-        from nas.config import load_config
+        from nas.search.config import load_config
 
         config = load_config(args.config)
     base, origin = resolve_base(args)

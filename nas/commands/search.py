@@ -8,11 +8,11 @@ import random
 from pathlib import Path
 
 from search_space.counting import model_cost
-from search_space.errors import UserError
+from nas.common.errors import UserError
 from search_space.space import DECISIONS
 
-from nas.config import SearchConfig, load_config, make_latency
-from nas.report import format_rows
+from nas.search.config import SearchConfig, load_config, make_latency
+from nas.common.tables import format_rows
 
 DEFAULT_RUNS_DIR = "runs"
 
@@ -76,7 +76,7 @@ def _execution_text(config: SearchConfig) -> str:
 
 
 def _config(args: argparse.Namespace) -> tuple[SearchConfig, Path]:
-    from nas.search import load_run_config
+    from nas.search.loop import load_run_config
 
     if args.config is None:
         if not (args.resume and args.run_dir):
@@ -104,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(describe(config, args.samples), end="")
         return 0
-    from nas.search import Search
+    from nas.search.loop import Search
 
     Search(config, run_dir, say=_say).run(resume=args.resume)
     return 0

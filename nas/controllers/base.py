@@ -15,6 +15,21 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
+from search_space.registries import Registry
+
+
+CONTROLLERS = Registry("controller")
+
+
+def register_controller(name: str):
+    """Class decorator: `@register_controller("mnas")` names the class and registers it in `CONTROLLERS`."""
+
+    def decorate(cls):
+        cls.name = name
+        return CONTROLLERS.register(name)(cls)
+
+    return decorate
+
 
 @dataclass(frozen=True)
 class NoOptions:

@@ -13,8 +13,8 @@ import collections
 from dataclasses import dataclass
 from typing import Any
 
-from nas.controllers.base import Controller
-from nas.schema import setting
+from nas.controllers.base import register_controller, Controller
+from nas.common.schema import setting
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,8 @@ class EvolutionOptions:
     sample_size: int = setting(5, min=1)
 
 
+@register_controller("evolution")
 class EvolutionController(Controller):
-    name = "evolution"
     Options = EvolutionOptions
 
     def __init__(self, cardinalities, options=None, seed=0):

@@ -65,11 +65,11 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from search_space.errors import UserError
+from nas.common.errors import UserError
 from search_space.space import DECISIONS
 
-from nas.controllers.base import Controller, NoOptions
-from nas.schema import setting
+from nas.controllers.base import register_controller, Controller, NoOptions
+from nas.common.schema import setting
 
 REWARD = "reward"  # the metric the oracles maximise: the search's reward
 RUNNING, IDLE, STOPPED, COMPLETED = "RUNNING", "IDLE", "STOPPED", "COMPLETED"  # keras-tuner's TrialStatus values
@@ -411,8 +411,8 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+@register_controller("keras-tuner-bayesian")
 class KerasTunerBayesian(KerasTunerController):
-    name = "keras-tuner-bayesian"
     Options = BayesianOptions
     oracle_kind = "bayesian"
 
@@ -437,8 +437,8 @@ class KerasTunerBayesian(KerasTunerController):
                                     np.array(state["gp_fit"][1], dtype=np.float64))
 
 
+@register_controller("keras-tuner-hyperband")
 class KerasTunerHyperband(KerasTunerController):
-    name = "keras-tuner-hyperband"
     Options = HyperbandOptions
     oracle_kind = "hyperband"
 
@@ -464,13 +464,11 @@ class KerasTunerHyperband(KerasTunerController):
         return state
 
 
+@register_controller("keras-tuner-random")
 class KerasTunerRandom(KerasTunerController):
-    name = "keras-tuner-random"
     Options = NoOptions
     oracle_kind = "random"
 
     def _oracle_kwargs(self) -> dict[str, Any]:
         return {"max_trials": None}
 
-
-KERAS_TUNER_CONTROLLERS = (KerasTunerBayesian, KerasTunerHyperband, KerasTunerRandom)

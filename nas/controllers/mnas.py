@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from nas.controllers.adam import Adam
-from nas.controllers.base import Controller, batch_open, arrays_to_lists, lists_to_arrays, log_softmax
+from nas.controllers.base import register_controller, Controller, batch_open, arrays_to_lists, lists_to_arrays, log_softmax
 from nas.controllers.lstm import LstmPolicy
-from nas.schema import setting
+from nas.common.schema import setting
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,8 @@ def ppo_objective(policy: LstmPolicy, actions: np.ndarray, advantages: np.ndarra
     return value, policy.backward(actions, cache, dlogits)
 
 
+@register_controller("mnas")
 class MnasController(Controller):
-    name = "mnas"
     Options = MnasOptions
 
     def __init__(self, cardinalities, options=None, seed=0):

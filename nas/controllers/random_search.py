@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from nas.controllers.base import Controller
+from nas.controllers.base import register_controller, Controller
 
 
+@register_controller("random")
 class RandomController(Controller):
-    name = "random"
 
     def _ask(self) -> list[int]:
         return self.random_decisions()

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from nas.controllers.adam import Adam
-from nas.controllers.base import Controller, batch_open, arrays_to_lists, lists_to_arrays, log_softmax, sample_categorical
-from nas.schema import setting
+from nas.controllers.base import register_controller, Controller, batch_open, arrays_to_lists, lists_to_arrays, log_softmax, sample_categorical
+from nas.common.schema import setting
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,8 @@ class ReinforceOptions:
     batch_size: int = setting(1, min=1)
 
 
+@register_controller("reinforce")
 class ReinforceController(Controller):
-    name = "reinforce"
     Options = ReinforceOptions
 
     def __init__(self, cardinalities, options=None, seed=0):

@@ -18,7 +18,7 @@ a tell every `SNAPSHOT_EVERY` trials and at the end) and the journal's later tri
 proposes what the journal holds, tell the journaled reward), so it ends exactly where it was and
 no finished trial is run again.
 
-Backends (`execution.backend`): `local` runs that loop in this process; `ray` (`nas.ray_backend`)
+Backends (`execution.backend`): `local` runs that loop in this process; `ray` (`nas.execution.ray_tune`)
 runs trials as Ray Tune trials on a cluster, several at once, with the controller as Tune's
 searcher in this process, writing the same journal and outputs (its journal lines are in the order
 trials finish; the trial numbers are the order they were proposed).
@@ -26,26 +26,21 @@ trials finish; the trial numbers are the order they were proposed).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from search_space.errors import UserError
+from nas.common.errors import UserError
 
-from nas.config import SearchConfig, config_from_dict
-from nas.controllers import Controller, make_controller
-from nas.files import write_text
-from nas.journal import Journal, Trial
-from nas.trial_runner import Evaluator, TrialRunner
+from nas.search.config import SearchConfig, config_from_dict
+from nas.common.files import write_text
+from nas.search.journal import Journal, Trial
+from nas.search.results import write_results
+from nas.search.recorder import FAILED_REWARD, TrialRecorder  # noqa: F401  (FAILED_REWARD: kept importable here)
+from nas.search.snapshot import restore_controller, save_snapshot
+from nas.search.trial_runner import Evaluator, TrialRunner
 
-FAILED_REWARD = 0.0  # what a controller hears for a failed trial: no better than a model that learns nothing
 SNAPSHOT_EVERY = 8
-
-
-def told_reward(trial: Trial) -> float:
-    """What the controller hears of a journaled trial."""
-    return trial.reward if trial.ok else FAILED_REWARD
 
 
 @dataclass(frozen=True)
@@ -115,40 +110,6 @@ def load_run_config(root: Path) -> SearchConfig:
     return config_from_dict(data, default_name=root.name)
 
 
-def restore_controller(config: SearchConfig, trials: list[Trial], snapshot: Path | None,
-                       say: Callable[[str], None] = print) -> Controller:
-    """The controller as it was after the journal's last trial: snapshot, then replay the rest."""
-    controller = make_controller(config.controller, config.space.cardinalities, config.controller_options,
-                                 seed=config.run.seed)
-    start = 0
-    if snapshot is not None and snapshot.exists():
-        try:
-            saved = json.loads(snapshot.read_text())
-            if saved["trials"] <= len(trials):
-                controller.load_state(saved["state"])
-                start = saved["trials"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            say(f"note: controller snapshot unusable ({exc}); replaying the whole journal")
-            controller = make_controller(config.controller, config.space.cardinalities,
-                                         config.controller_options, seed=config.run.seed)
-    for trial in trials[start:]:
-        proposed = controller.ask()
-        if proposed != trial.decisions:
-            say(f"note: on replay the controller proposed other decisions than trial {trial.trial} holds; "
-                f"it learns from the journaled one")
-        controller.tell(trial.decisions, told_reward(trial))
-    return controller
-
-
-def save_snapshot(path: Path, controller: Controller, trials: int) -> None:
-    write_text(path, json.dumps({"trials": trials, "state": controller.state()}))
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
-
-
 class Search:
     """One run of a configured search in one directory."""
 
@@ -161,8 +122,6 @@ class Search:
         self.target_ms = self.runner.target_ms
 
     def run(self, resume: bool = False) -> list[Trial]:
-        from nas.search_results import write_results
-
         config = self.config
         check_run_dir(config, self.paths.root, resume)
         journal = Journal(self.paths.journal)
@@ -173,10 +132,11 @@ class Search:
                  f"{self.runner.latency_model.name} (target {self.target_ms:.3g} ms), writing {self.paths.root}/")
         if resume:
             self.say(f"resuming '{config.run.name}' after {len(trials)} finished trial(s)")
+        recorder = TrialRecorder(self.paths.root, config, journal, trials, self.target_ms, self.say)
         if config.execution.ray:
-            from nas.ray_backend import RaySearch
+            from nas.execution.ray_tune import RaySearch
 
-            backend = RaySearch(self, journal, trials, resume)  # connects: a bad cluster fails before any write
+            backend = RaySearch(self, recorder, resume)  # connects: a bad cluster fails before any write
         elif len(trials) < total:
             check_sequential(trials, journal.path)
             self.runner.load_evaluator()  # data problems surface now, before the run directory is written
@@ -186,7 +146,7 @@ class Search:
             if config.execution.ray:
                 backend.run()
             else:
-                self._run_local(journal, trials)
+                self._run_local(recorder)
         except KeyboardInterrupt:
             self.say(f"interrupted after {len(trials)} of {total} trials; everything finished is saved. "
                      f"Continue with: nas search --run-dir {self.paths.root} --resume")
@@ -197,40 +157,18 @@ class Search:
         self.say(summary)
         return trials
 
-    def _run_local(self, journal: Journal, trials: list[Trial]) -> None:
-        """One trial at a time in this process; `trials` grows as they finish."""
-        from nas.search_results import write_results
-
+    def _run_local(self, recorder: TrialRecorder) -> None:
+        """One trial at a time in this process; `recorder.trials` grows as they finish."""
+        trials = recorder.trials
         controller = restore_controller(self.config, trials, self.paths.controller, self.say)
-        timings: list[float] = []
         for index in range(len(trials), self.config.run.trials):
             decisions = controller.ask()
-            trial = self.runner.run(index, decisions, controller.budget())
-            journal.append(trial)
-            controller.tell(decisions, told_reward(trial))
-            trials.append(trial)
-            timings.append(trial.wall_s)
+            recorder.record(self.runner.run(index, decisions, controller.budget()), controller)
             if (index + 1) % SNAPSHOT_EVERY == 0:
                 save_snapshot(self.paths.controller, controller, len(trials))
-            write_results(self.paths.root, self.config, trials, self.target_ms, plots=False)
-            self.progress(trial, trials, timings)
         # No snapshot on an interruption: it may fall between an ask and its tell, and a snapshot
         # must hold only told trials. Resume replays the journal past the last periodic one.
         save_snapshot(self.paths.controller, controller, len(trials))
-
-    def progress(self, trial: Trial, trials: list[Trial], timings: list[float], concurrency: int = 1) -> None:
-        """One line per finished trial: its result, the best so far, the time left at this pace."""
-        total = self.config.run.trials
-        done = [t for t in trials if t.ok]
-        best = max(done, key=lambda t: t.reward, default=None)
-        eta = (total - len(trials)) * sum(timings) / len(timings) / concurrency
-        head = f"trial {len(trials)}/{total}"
-        if trial.ok:
-            body = f"acc {trial.accuracy:.3f}  lat {trial.latency_ms:.2f} ms  reward {trial.reward:.4f}"
-        else:
-            body = f"FAILED ({trial.error[:80]})"
-        best_text = f"best {best.reward:.4f} (#{best.trial + 1})" if best else "best -"
-        self.say(f"{head}  {body}  {best_text}  {trial.wall_s:.1f} s  ETA {_duration(eta)}")
 
 
 def check_sequential(trials: list[Trial], path: Path) -> None:

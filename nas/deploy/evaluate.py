@@ -17,10 +17,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from search_space import UserError
+from nas.common.errors import UserError
 
-from nas.datasets import normalize
-from nas.preprocessing import IMAGE_SUFFIXES, list_images, load_image, preprocess
+from nas.data.images import is_image_file, normalize
+from nas.deploy.preprocessing import list_images, load_image, preprocess
 
 BACKGROUND = "background"
 TOP_K = 5
@@ -159,7 +159,7 @@ def labelled_directory(directory: str | os.PathLike, labels: Sequence[str] | Non
     directory = Path(directory)
     list_images(directory)  # a missing, non-directory or image-less path fails here, clearly
     folders = sorted(p for p in directory.iterdir() if p.is_dir())
-    folders = [f for f in folders if any(q.suffix.lower() in IMAGE_SUFFIXES for q in f.rglob("*"))]
+    folders = [f for f in folders if any(is_image_file(q) for q in f.rglob("*"))]
     if not folders:
         raise UserError(f"'{directory}' has no class folders: expected {directory}/<class>/<image>.jpg")
     names = [f.name for f in folders]

@@ -7,7 +7,7 @@ The reference (`efficientnet/preprocessing.py`, eval branch) does, for a square 
    0.882 at 240 (M) and 0.904 at 300 (L);
 2. bilinear resize to `S x S` (the EdgeTPU models' choice, for easier post-training quantisation)
    with TF1's `resize_bilinear` semantics: no half-pixel centres, source = destination * in/out;
-3. `(x - mean) / std` with the spec's values (`nas.datasets.normalize`).
+3. `(x - mean) / std` with the spec's values (`nas.data.images.normalize`).
 
 Quirk kept on purpose: TF1's legacy bilinear resize samples the top-left corner of each output pixel
 (TF2's `tf.image.resize` samples its centre), which shifts the image by up to half an input pixel.
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from search_space.errors import UserError
+from nas.common.errors import UserError
+from nas.data.images import IMAGE_SUFFIXES, is_image_file
 
 CROP_PADDING = 32
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
@@ -38,7 +38,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
     except UnidentifiedImageError:
-        raise UserError(f"'{path}' is not an image PIL can read (expected a jpg or png)") from None
+        raise UserError(f"'{path}' is not an image PIL can read (expected one of {', '.join(IMAGE_SUFFIXES)})") from None
     except (OSError, ValueError) as exc:  # truncated or corrupt image data
         raise UserError(f"cannot decode image '{path}': {exc}") from None
 
@@ -76,12 +76,12 @@ def preprocess(image: np.ndarray, size: int, crop_padding: int = CROP_PADDING) -
 
 
 def list_images(directory: str | os.PathLike) -> list[Path]:
-    """Every jpg / png under `directory` (recursively), sorted; none is a `UserError`."""
+    """Every image (`IMAGE_SUFFIXES`) under `directory` (recursively), sorted; none is a `UserError`."""
     directory = Path(directory)
     if not directory.is_dir():
         raise UserError(f"image directory '{directory}' does not exist" if not directory.exists()
                         else f"'{directory}' is not a directory")
-    paths = sorted(p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    paths = sorted(p for p in directory.rglob("*") if is_image_file(p))
     if not paths:
-        raise UserError(f"no .jpg or .png images under '{directory}'")
+        raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under '{directory}'")
     return paths

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from search_space.errors import UserError
+from nas.common.errors import UserError
 
-from nas.journal import Trial
+from nas.search.journal import Trial
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -22,10 +22,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from search_space import REGISTRY, ModelSpec, UserError
+from search_space import REGISTRY, ModelSpec
 from search_space.registry import get_spec
 
-from nas.files import write_text
+from nas.common.errors import UserError
+from nas.common.files import write_text
 
 SPEC_FILE = "spec.yaml"
 PREFIX = "model.ckpt"

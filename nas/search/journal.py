@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search_space.errors import UserError
+from nas.common.errors import UserError
 
 OK, FAILED = "ok", "failed"
 

@@ -3,7 +3,7 @@
 `load_offline` is the embedded default: scikit-learn's handwritten digits (1,797 real 8x8 scans,
 10 classes), which ship inside the package, so tests and the default search never download
 anything. Images come back as uint8 RGB at the asked resolution (bilinear, as the reference
-resizes); normalisation with a spec's mean/std is the caller's, via `normalize`.
+resizes); normalisation with a spec's mean/std is the caller's, via `nas.data.images.normalize`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+
+from nas.data.base import DATA_SOURCES, Dataset, DataSource
 
 OFFLINE_NAME = "digits"
 OFFLINE_CLASSES = 10
@@ -50,6 +52,12 @@ def load_offline(resolution: int, split: str = "train", val_fraction: float = 0.
     return images[mask], labels[mask]
 
 
-def normalize(images: np.ndarray, mean, std) -> np.ndarray:
-    """`(x - mean) / std` per channel, float32: what the models take as input."""
-    return (images.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+@DATA_SOURCES.register("offline")
+class OfflineSource(DataSource):
+    """scikit-learn's digits, shipped with the package: the default, needs nothing."""
+
+    @classmethod
+    def load(cls, config, resolution: int) -> Dataset:
+        train = load_offline(resolution, "train", config.val_fraction, config.seed)
+        val = load_offline(resolution, "val", config.val_fraction, config.seed)
+        return Dataset(OFFLINE_NAME, *train, *val, num_classes=OFFLINE_CLASSES)

@@ -13,11 +13,7 @@ import types
 import typing
 from typing import Any
 
-from search_space.errors import UserError
-
-
-class ConfigError(UserError):
-    pass
+from nas.common.errors import ConfigError
 
 
 def _type_name(kind: type) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from search_space.errors import UserError
+from nas.common.errors import UserError
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

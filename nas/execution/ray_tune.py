@@ -3,7 +3,7 @@
     driver (this process)                         workers (any node)
     Tuner ── ControllerSearcher.suggest ──► config {index, decisions, budget} ──► run_trial
           ◄─ on_trial_complete(result) ◄─ tune.report({"reward", "trial"}) ◄──── TrialRunner.run
-          journal.append(trial); controller.tell(...)        (the local backend's very code)
+          TrialRecorder.record: journal, tell, results   (the local backend's very code)
 
 The controller is wrapped as a Ray Tune `Searcher`: `suggest` asks it (returning None, "not now",
 while a batch-synchronous controller's batch is out), `on_trial_complete` journals the finished
@@ -26,138 +26,39 @@ trials in flight at the kill are trained again.
 from __future__ import annotations
 
 import json
-import logging
-import os
-import re
-import socket
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-RAY_ENVIRONMENT = {
-    "RAY_USAGE_STATS_ENABLED": "0",  # no usage reports from a search
-    "TUNE_GLOBAL_CHECKPOINT_S": "1",  # checkpoint the experiment every second (each loop step: 5% of a core)
-    "RAY_AIR_NEW_OUTPUT": "0",
-}
-for _key, _value in RAY_ENVIRONMENT.items():  # read when Ray is imported, or when Tune starts
-    os.environ.setdefault(_key, _value)
+from nas.execution.ray_cluster import connect, failed_on_ray, last_error, limit_threads  # sets Ray's environment first
 
 from ray import tune  # noqa: E402
 from ray.tune.schedulers import FIFOScheduler  # noqa: E402
 from ray.tune.search import Searcher  # noqa: E402
 from ray.tune.stopper import Stopper  # noqa: E402
 
-from search_space.errors import UserError
+from nas.common.errors import UserError
 
-from nas.config import SearchConfig, config_from_dict
-from nas.execution import AUTO_ADDRESS, LOCAL_ADDRESS, ExecutionConfig, parse_address
-from nas.journal import Journal, Trial
-from nas.search import Search, restore_controller, save_snapshot, told_reward
-from nas.search_results import write_results
+from nas.search.config import SearchConfig, config_from_dict
+from nas.search.journal import Trial
+from nas.search.snapshot import restore_controller, save_snapshot
+from nas.search.recorder import told_reward
+from nas.execution.worker import USER_ERROR, cached, user_error_result
 
 EXPERIMENT = "tune"  # the Tune experiment's name under the storage path (then tune-2, ... as a run grows)
-CONNECT_TIMEOUT_S = 5.0
-
-
-# Connecting -----------------------------------------------------------------------------------------
-
-def connect(execution: ExecutionConfig, say=print) -> None:
-    """Join (or start) the configured cluster and check a node can hold one trial; one line on failure."""
-    import ray
-
-    if ray.is_initialized():  # a caller (a notebook, a test) already connected: use that cluster
-        _check_resources(execution)
-        return
-    endpoint = parse_address(execution.address)
-    if endpoint is not None:
-        _check_reachable(*endpoint, execution.address)
-    options: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                                   configure_logging=True)
-    try:
-        if execution.address == LOCAL_ADDRESS:
-            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            # address="local": a cluster of our own, even when `ray start` left one running here
-            ray.init(address="local", num_cpus=os.cpu_count(), **options)
-        else:
-            ray.init(address=execution.address, **options)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        if "AuthToken" in _causes(exc):
-            raise UserError(f"execution.address: the Ray cluster at {execution.address} wants its token: set "
-                            f"RAY_AUTH_MODE=token and give the token (~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or "
-                            f"RAY_AUTH_TOKEN)") from None
-        if execution.address == AUTO_ADDRESS:
-            raise UserError("execution.address: 'auto' found no running Ray cluster on this node; start one "
-                            "with `ray start --head`, or use address: local") from None
-        raise UserError(f"execution.address: cannot join the Ray cluster at {execution.address}: "
-                        f"{' '.join(str(exc).split())[:200]}") from None
-    _check_resources(execution)
-    resources = ray.cluster_resources()
-    say(f"Ray cluster: {len(_alive_nodes())} node(s), {resources.get('CPU', 0):g} CPU, "
-        f"{resources.get('GPU', 0):g} GPU")
-
-
-def _causes(exc: BaseException) -> str:
-    """The messages of an exception and of everything it was raised from."""
-    texts = []
-    while exc is not None and len(texts) < 10:
-        texts.append(str(exc))
-        exc = exc.__cause__ or exc.__context__
-    return " ".join(texts)
-
-
-def _check_reachable(host: str, port: int, address: str) -> None:
-    """Fail at once on an address nothing answers at (ray.init would wait for minutes)."""
-    try:
-        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
-            pass
-    except OSError as exc:
-        raise UserError(f"execution.address: nothing answers at {address} ({exc.strerror or exc}); start the "
-                        f"head node with `ray start --head --port={port}` there, or check the address") from None
-
-
-def _alive_nodes() -> list[dict]:
-    import ray
-
-    return [node for node in ray.nodes() if node.get("Alive")]
-
-
-def _check_resources(execution: ExecutionConfig) -> None:
-    need = {"CPU": execution.resources_per_trial.cpu, "GPU": execution.resources_per_trial.gpu}
-    nodes = [node.get("Resources", {}) for node in _alive_nodes()]
-    if not any(all(node.get(k, 0.0) >= v for k, v in need.items() if v) for node in nodes):
-        largest = max(nodes, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)), default={})
-        raise UserError(f"execution.resources_per_trial: no node of the cluster has {need['CPU']:g} CPU and "
-                        f"{need['GPU']:g} GPU for one trial (the largest has {largest.get('CPU', 0):g} CPU, "
-                        f"{largest.get('GPU', 0):g} GPU)")
 
 
 # The worker side ------------------------------------------------------------------------------------
 
-_RUNNERS: dict[str, Any] = {}  # per worker process: the proxy's data is loaded once per config
-
-
-def limit_threads(cpus: float) -> None:
-    """One trial per `cpus` cores: TensorFlow must not spread over the whole node."""
-    threads = max(1, int(cpus))
-    try:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
-    except RuntimeError:
-        pass  # this worker already ran TensorFlow: its pools are fixed
-
-
 def _worker_runner(config_yaml: str, cpus: float):
-    if config_yaml not in _RUNNERS:
+    def make():
         import yaml
 
-        from nas.trial_runner import TrialRunner
+        from nas.search.trial_runner import TrialRunner
 
         limit_threads(cpus)
-        _RUNNERS.clear()
-        _RUNNERS[config_yaml] = TrialRunner(config_from_dict(yaml.safe_load(config_yaml)), say=lambda line: None)
-    return _RUNNERS[config_yaml]
+        return TrialRunner(config_from_dict(yaml.safe_load(config_yaml)), say=lambda line: None)
+
+    return cached(config_yaml, ("trial_runner",), make)
 
 
 def run_trial(params: dict, config_yaml: str = "", cpus: float = 1.0) -> None:
@@ -166,76 +67,106 @@ def run_trial(params: dict, config_yaml: str = "", cpus: float = 1.0) -> None:
     try:
         trial = runner.run(params["index"], params["decisions"], params["budget"])
     except UserError as exc:  # the data is missing on this node, ...: the search must stop, not retry
-        tune.report({"reward": 0.0, "user_error": str(exc)})
+        tune.report({"reward": 0.0, **user_error_result(exc)})
         return
     tune.report({"reward": trial.reward if trial.ok else 0.0, "trial": json.dumps(asdict(trial))})
 
 
 # The driver side ------------------------------------------------------------------------------------
 
-_DRIVER: "RaySearch | None" = None  # Tune pickles the searcher: it finds the live run through this
+class _DriverBound:
+    """A Tune plug-in (searcher, stopper, scheduler) that works for the live `RaySearch` it is given.
+
+    Tune pickles its config (with these objects) into the experiment's `tuner.pkl`; the driver is
+    not pickled with them (it holds the journal and the controller), and `RaySearch.run` hands its
+    own plug-ins to a restored Tuner in place of the unpickled, driverless copies."""
+
+    driver: "RaySearch | None" = None
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "driver"}
+
+    def _driver(self) -> "RaySearch":
+        if self.driver is None:
+            raise RuntimeError("this Tune plug-in was unpickled without its search driver")
+        return self.driver
 
 
-def _driver() -> "RaySearch":
-    if _DRIVER is None:
-        raise RuntimeError("the Ray search driver is not running in this process")
-    return _DRIVER
+class ControllerSearcher(_DriverBound, Searcher):
+    """The search's controller as a Ray Tune searcher (its state lives in the driver, `RaySearch`)."""
 
-
-class ControllerSearcher(Searcher):
-    """The search's controller as a Ray Tune searcher (its state lives in the driver)."""
-
-    def __init__(self):
+    def __init__(self, driver: "RaySearch"):
         super().__init__(metric="reward", mode="max")
+        self.driver = driver
 
     def suggest(self, trial_id: str):
-        return _driver().suggest(trial_id)
+        driver = self._driver()
+        return Searcher.FINISHED if driver.finished else driver.suggest(trial_id)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        _driver().complete(trial_id, result, error)
+        self._driver().complete(trial_id, result, error)
 
     def save(self, checkpoint_path: str) -> None:
-        Path(checkpoint_path).write_text(json.dumps(_driver().searcher_state()))
+        Path(checkpoint_path).write_text(json.dumps(self._driver().searcher_state()))
 
     def restore(self, checkpoint_path: str) -> None:
-        _driver().restore_searcher(json.loads(Path(checkpoint_path).read_text()))
+        self._driver().restore_searcher(json.loads(Path(checkpoint_path).read_text()))
 
 
-class RunBudget(Stopper):
+class RunBudget(_DriverBound, Stopper):
     """Ends the experiment once the journal holds the run's trials (or a trial hit a user error)."""
+
+    def __init__(self, driver: "RaySearch"):
+        self.driver = driver
 
     def __call__(self, trial_id: str, result: dict) -> bool:
         return False
 
     def stop_all(self) -> bool:
-        return _driver().finished
+        # On Tuner.restore, Tune may consult a driverless unpickled copy: it never stops the run, and
+        # the searcher ends it instead (FINISHED once the budget is journaled or a user error came).
+        return self.driver is not None and self.driver.finished
 
 
-class FailureNotes(FIFOScheduler):
+class FailureNotes(_DriverBound, FIFOScheduler):
     """Keeps the last error of a trial that failed for good, for its journal record."""
 
+    def __init__(self, driver: "RaySearch"):
+        super().__init__()
+        self.driver = driver
+
     def on_trial_error(self, tune_controller, trial) -> None:
-        _driver().note_error(trial.trial_id, trial.num_failures, trial.error_file)
+        self._driver().note_error(trial.trial_id, trial.num_failures, trial.error_file)
         super().on_trial_error(tune_controller, trial)
+
+
+def _bind_restored(tuner, searcher: ControllerSearcher, scheduler: FailureNotes, stopper: RunBudget) -> None:
+    """Give a restored Tuner this driver's plug-ins in place of the driverless copies it unpickled."""
+    import dataclasses
+
+    inner = tuner._local_tuner  # Tune has no public way to re-specify these on restore
+    inner._tune_config = dataclasses.replace(inner._tune_config, search_alg=searcher, scheduler=scheduler)
+    inner._run_config.stop = stopper
 
 
 class RaySearch:
     """Runs `search`'s trials on Ray; created (and connected) before the run directory is written."""
 
-    def __init__(self, search: Search, journal: Journal, trials: list[Trial], resume: bool):
-        self.search, self.journal, self.trials, self.resume = search, journal, trials, resume
+    def __init__(self, search, recorder, resume: bool):
+        """`search`: the `nas.search.loop.Search` (config, paths, runner); `recorder`: its `TrialRecorder`."""
+        self.search, self.recorder, self.resume = search, recorder, resume
+        self.trials: list[Trial] = recorder.trials
         self.config: SearchConfig = search.config
         self.execution = self.config.execution
         self.say = search.say
         connect(self.execution, self.say)
         storage = self.execution.storage or str((search.paths.root / "ray").resolve())
         self.storage = storage if "://" in storage else str(Path(storage).expanduser().resolve())
-        self.by_index = {t.trial: t for t in trials}
+        self.by_index = {t.trial: t for t in self.trials}
         self.outstanding: dict[int, tuple[list[int], float]] = {}  # proposed, not yet journaled
         self.running: dict[str, int] = {}  # Ray trial id -> proposal
         self.errors: dict[str, tuple[int, str]] = {}  # Ray trial id -> (attempts, last error)
         self.user_error: str | None = None
-        self.timings: list[float] = []
         self.controller = None
         self.next_index = max(self.by_index, default=-1) + 1
 
@@ -264,7 +195,6 @@ class RaySearch:
         return self.user_error is not None or len(self.by_index) >= self.config.run.trials
 
     def run(self) -> None:
-        global _DRIVER
         if self.finished:
             self.say(f"all {self.config.run.trials} trials are in the journal; nothing to run")
             return
@@ -273,24 +203,22 @@ class RaySearch:
                                  cpus=self.execution.resources_per_trial.cpu),
             {"cpu": self.execution.resources_per_trial.cpu, "gpu": self.execution.resources_per_trial.gpu})
         latest = self.latest_experiment() if self.resume else 0
-        _DRIVER = self
-        try:
-            if latest and not self._ended_cleanly():
-                self.say(f"resuming through Ray Tune's restore of {self.experiment_path(latest)}")
-                tuner = tune.Tuner.restore(self.experiment_path(latest), trainable, resume_unfinished=True,
-                                           resume_errored=False, restart_errored=False)
-            else:
-                # A new run, or a finished one given more trials: Tune ends an experiment for good once
-                # its stopper fires, so the run goes on in a new one, the controller from its snapshot.
-                self.controller = self._replayed_controller()
-                if latest:
-                    self.say(f"the run's Tune experiment finished its budget; going on in "
-                             f"{self.experiment_path(latest + 1)}")
-                tuner = tune.Tuner(trainable, tune_config=self._tune_config(),
-                                   run_config=self._run_config(experiment_name(latest + 1)))
-            tuner.fit()
-        finally:
-            _DRIVER = None
+        searcher, scheduler, stopper = ControllerSearcher(self), FailureNotes(self), RunBudget(self)
+        if latest and not self._ended_cleanly():
+            self.say(f"resuming through Ray Tune's restore of {self.experiment_path(latest)}")
+            tuner = tune.Tuner.restore(self.experiment_path(latest), trainable, resume_unfinished=True,
+                                       resume_errored=False, restart_errored=False)
+            _bind_restored(tuner, searcher, scheduler, stopper)
+        else:
+            # A new run, or a finished one given more trials: Tune ends an experiment for good once
+            # its stopper fires, so the run goes on in a new one, the controller from its snapshot.
+            self.controller = self._replayed_controller()
+            if latest:
+                self.say(f"the run's Tune experiment finished its budget; going on in "
+                         f"{self.experiment_path(latest + 1)}")
+            tuner = tune.Tuner(trainable, tune_config=self._tune_config(searcher, scheduler),
+                               run_config=self._run_config(experiment_name(latest + 1), stopper))
+        tuner.fit()
         if self.user_error is not None:
             raise UserError(self.user_error)
         if not self.finished:  # Tune caught Ctrl-C, stopped the trials and saved the experiment
@@ -303,13 +231,13 @@ class RaySearch:
         return restore_controller(self.config, sorted(self.trials, key=lambda t: t.trial),
                                   self.search.paths.controller, self.say)
 
-    def _tune_config(self):
-        return tune.TuneConfig(search_alg=ControllerSearcher(), scheduler=FailureNotes(),
+    def _tune_config(self, searcher: ControllerSearcher, scheduler: FailureNotes):
+        return tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                num_samples=-1, max_concurrent_trials=self.execution.max_concurrent,
                                reuse_actors=True, trial_dirname_creator=trial_dirname)
 
-    def _run_config(self, name: str):
-        return tune.RunConfig(name=name, storage_path=self.storage, stop=RunBudget(),
+    def _run_config(self, name: str, stopper: RunBudget):
+        return tune.RunConfig(name=name, storage_path=self.storage, stop=stopper,
                               failure_config=tune.FailureConfig(max_failures=self.execution.max_failures),
                               verbose=0, log_to_file=True)
 
@@ -348,8 +276,8 @@ class RaySearch:
         index = self.running.pop(trial_id, None)
         if index is None or index not in self.outstanding:
             return  # a rerun of a trial the journal already holds
-        if result and "user_error" in result:
-            self.user_error = result["user_error"]
+        if result and USER_ERROR in result:
+            self.user_error = result[USER_ERROR]  # raised as the same UserError when Tune has stopped
             return
         decisions, _ = self.outstanding[index]
         if error or not result or "trial" not in result:
@@ -357,14 +285,10 @@ class RaySearch:
             trial = self.search.runner.failed(index, decisions, failed_on_ray(attempts, message))
         else:
             trial = Trial(**json.loads(result["trial"]))
-        self.journal.append(trial)  # on disk before the controller hears of it
+        concurrency = max(1, len(self.running) + 1)
         del self.outstanding[index]
         self.by_index[index] = trial
-        self.trials.append(trial)
-        self.controller.tell(trial.decisions, told_reward(trial))
-        self.timings.append(trial.wall_s)
-        write_results(self.search.paths.root, self.config, self.trials, self.search.target_ms, plots=False)
-        self.search.progress(trial, self.trials, self.timings, concurrency=max(1, len(self.running) + 1))
+        self.recorder.record(trial, self.controller, concurrency)  # journal, tell, results, progress
 
     def note_error(self, trial_id: str, failures: int, error_file: str | None) -> None:
         self.errors[trial_id] = (failures, last_error(error_file))
@@ -390,22 +314,6 @@ class RaySearch:
                 self.controller.tell(done.decisions, told_reward(done))
         self.say(f"Ray restored the searcher: {len(self.running)} trial(s) were in flight, "
                  f"{len(self.outstanding)} of them still to finish")
-
-
-def failed_on_ray(attempts: int, message: str) -> str:
-    """The error recorded for work that failed on every attempt Ray gave it."""
-    return f"failed on the Ray cluster after {attempts} attempt(s): {message}"
-
-
-def last_error(error_file: str | None) -> str:
-    """The exception line of the last failure in Ray's error.txt for a trial (its first line if none)."""
-    try:
-        text = Path(error_file).read_text()
-    except (OSError, TypeError):
-        return "the worker died"
-    lines = [line.strip() for line in text.split("Failure #")[-1].splitlines()[1:] if line.strip()]
-    raised = [line for line in lines if re.match(r"^[\w.]*(Error|Exception|Exit|Interrupt)\b", line)]
-    return (raised or lines or ["the worker died"])[-1 if raised else 0][:300]
 
 
 def experiment_name(number: int) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nas.schema import ConfigError, setting
+from nas.common.errors import ConfigError
+from nas.common.schema import setting
 
 SOFT = (-0.07, -0.07)
 HARD = (0.0, -1.0)

@@ -39,9 +39,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nas.data_sources import Dataset
-from nas.datasets import normalize
-from nas.schema import ConfigError, setting
+from nas.data import Dataset, normalize
+from nas.common.errors import ConfigError
+from nas.common.schema import setting
 from search_space.spec import ModelSpec
 
 CALIBRATION_IMAGES = 256
@@ -229,3 +229,15 @@ class ProxyTask:
         model(tf.constant(images), training=True)
         for layer, momentum in zip(norms, momenta):
             layer.momentum = momentum
+
+
+def cached_proxy_task(config, resolution: int) -> ProxyTask:
+    """The search config's proxy at `resolution`, its data loaded once per process: the one worker
+    cache (`nas.execution.worker.cached`) that search trials and `nas scale search`'s jobs share."""
+    from nas.data import load_dataset
+    from nas.execution.worker import cached
+
+    def make() -> ProxyTask:
+        return ProxyTask(dataclasses.replace(config.proxy, resolution=resolution), load_dataset(config.data, resolution))
+
+    return cached(config.to_yaml(), ("proxy_task", resolution), make)

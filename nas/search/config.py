@@ -8,7 +8,7 @@ reward:     {kind: soft}                  # soft | hard | absolute, optional alp
 controller: {name: mnas, batch_size: 8}   # any option of the named controller
 proxy:      {resolution: 32, width: 0.25, epochs: 2}
 data:       {source: offline}
-execution:  {backend: local}              # or ray: see nas.execution
+execution:  {backend: local}              # or ray: see nas.execution.config
 ```
 
 Every mistake (unknown key, wrong type, value out of range, missing data path, unknown
@@ -23,15 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search_space.errors import UserError
+from nas.common.errors import UserError
 from search_space.space import SearchSpace
 
 from nas.controllers import CONTROLLERS
-from nas.data_sources import DataConfig, check_data
-from nas.execution import ExecutionConfig, read_execution
-from nas.proxy import ProxyConfig
-from nas.reward import RewardConfig
-from nas.schema import ConfigError, read_section, section_dict, setting
+from nas.data import DataConfig, check_data
+from nas.execution.config import ExecutionConfig, read_execution
+from nas.proxy.task import ProxyConfig
+from nas.search.reward import RewardConfig
+from nas.common.errors import ConfigError
+from nas.common.schema import read_section, section_dict, setting
 
 SECTIONS = ("run", "search_space", "latency", "reward", "controller", "proxy", "data", "execution")
 DEFAULT_TARGET_MODEL = "efficientnet-edgetpu-S"
@@ -125,9 +126,11 @@ def _read_controller(data: Any) -> tuple[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"controller: expected a mapping with a name, got {data!r}")
     name = data.get("name", "mnas")
-    if name not in CONTROLLERS:
-        raise ConfigError(f"controller.name: unknown controller {name!r} (known: {', '.join(CONTROLLERS)})")
-    return name, read_section(CONTROLLERS[name].Options, data, "controller", skip=("name",))
+    try:
+        controller = CONTROLLERS.get(name)
+    except UserError as exc:
+        raise ConfigError(f"controller.name: {exc}") from None
+    return name, read_section(controller.Options, data, "controller", skip=("name",))
 
 
 def load_config(path: str | Path) -> SearchConfig:

@@ -13,13 +13,14 @@ import traceback
 from typing import Any, Callable, Protocol
 
 from search_space.counting import model_cost
-from search_space.errors import UserError
+from nas.common.errors import UserError
 from search_space.spec import ModelSpec
 
-from nas.config import SearchConfig, make_latency
-from nas.journal import FAILED, OK, Trial
-from nas.proxy import TrialFailed
-from nas.reward import make_reward
+from nas.search.config import SearchConfig, make_latency
+from nas.search.journal import FAILED, OK, Trial
+from nas.execution.worker import one_line
+from nas.proxy.task import TrialFailed
+from nas.search.reward import make_reward
 
 
 class Evaluator(Protocol):
@@ -49,15 +50,14 @@ class TrialRunner:
     def load_evaluator(self) -> Evaluator:
         """The proxy task over the configured data (loaded once, on first use)."""
         if self.evaluator is None:
-            from nas.data_sources import load_dataset
-            from nas.proxy import ProxyTask
+            from nas.proxy.task import cached_proxy_task
 
             resolution = self.config.proxy.resolution or self.config.space.skeleton.resolution
             self.say(f"loading the '{self.config.data.source}' data at {resolution}x{resolution} ...")
-            data = load_dataset(self.config.data, resolution)
+            self.evaluator = cached_proxy_task(self.config, resolution)
+            data = self.evaluator.data
             self.say(f"  {data.train_count} training and {len(data.val_labels)} validation images, "
                      f"{data.num_classes} classes")
-            self.evaluator = ProxyTask(self.config.proxy, data)
         return self.evaluator
 
     def spec(self, index: int, decisions: list[int]) -> ModelSpec:
@@ -99,8 +99,3 @@ class TrialRunner:
         latency = float(self.latency_model.predict_ms(spec))
         return Trial(index, list(decisions), spec.to_dict(), FAILED, None, latency, None,
                      cost.params, cost.macs, round(wall_s, 3), error, {})
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__

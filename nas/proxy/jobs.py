@@ -9,16 +9,15 @@ retried `max_failures` times. A job that fails gives its error instead of a resu
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
-from search_space.errors import UserError
+from nas.common.errors import UserError
 from search_space.spec import ModelSpec
 
-from nas.config import SearchConfig
-from nas.proxy import ProxyResult
-from nas.trial_runner import one_line
+from nas.search.config import SearchConfig
+from nas.execution.worker import one_line, raise_user_error, user_error_result
+from nas.proxy.task import ProxyResult, cached_proxy_task
 
 
 @dataclass(frozen=True)
@@ -30,23 +29,9 @@ class ProxyJob:
 
 JobOutcome = ProxyResult | str  # the result, or the job's error in one line
 
-_TASKS: dict[tuple[str, int], object] = {}  # per process: the proxy's data at one resolution, loaded once
-
-
-def _proxy_task(config: SearchConfig, resolution: int):
-    from nas.data_sources import load_dataset
-    from nas.proxy import ProxyTask
-
-    key = (config.to_yaml(), resolution)
-    if key not in _TASKS:
-        proxy = dataclasses.replace(config.proxy, resolution=resolution)
-        _TASKS[key] = ProxyTask(proxy, load_dataset(config.data, resolution))
-    return _TASKS[key]
-
-
 def run_job(config: SearchConfig, job: ProxyJob) -> JobOutcome:
     try:
-        return _proxy_task(config, job.resolution).evaluate(job.spec, job.seed)
+        return cached_proxy_task(config, job.resolution).evaluate(job.spec, job.seed)
     except UserError:
         raise
     except Exception as exc:  # this model failed; the others go on
@@ -68,18 +53,18 @@ def run_jobs(config: SearchConfig, jobs: list[ProxyJob],
     return outcomes
 
 
-def _remote_job(config: SearchConfig, job: ProxyJob) -> JobOutcome | tuple[str, str]:
-    from nas.ray_backend import limit_threads
+def _remote_job(config: SearchConfig, job: ProxyJob) -> JobOutcome | dict:
+    from nas.execution.ray_cluster import limit_threads
 
     limit_threads(config.execution.resources_per_trial.cpu)
     try:
         return run_job(config, job)
     except UserError as exc:  # the data is missing on that node, ...: stop, don't retry
-        return ("user_error", str(exc))
+        return user_error_result(exc)
 
 
 def _run_on_ray(config: SearchConfig, jobs: list[ProxyJob], progress) -> list[JobOutcome]:
-    from nas.ray_backend import connect, failed_on_ray
+    from nas.execution.ray_cluster import connect, failed_on_ray
 
     connect(config.execution)
     import ray
@@ -103,10 +88,10 @@ def _run_on_ray(config: SearchConfig, jobs: list[ProxyJob], progress) -> list[Jo
             outcome = ray.get(ready[0])
         except Exception as exc:  # retried max_failures times: the worker keeps dying, or the job raising
             outcome = failed_on_ray(config.execution.max_failures + 1, one_line(exc))
-        if isinstance(outcome, tuple):
+        if isinstance(outcome, dict):  # a user error on the worker: stop everything, say it in one line
             for ref in running:
                 ray.cancel(ref)
-            raise UserError(outcome[1])
+            raise_user_error(outcome)
         outcomes[index] = outcome
         done += 1
         progress(done, len(jobs), index, outcome)

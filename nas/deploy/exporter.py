@@ -20,10 +20,12 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from search_space import ModelSpec, UserError
+from search_space import ModelSpec
 
-from nas.datasets import load_offline, normalize
-from nas.preprocessing import list_images, load_image, preprocess
+from nas.common.errors import UserError
+from nas.data.images import normalize
+from nas.data.offline import load_offline
+from nas.deploy.preprocessing import list_images, load_image, preprocess
 
 EDGETPU_COMPILER = "edgetpu_compiler"
 EDGETPU_INSTALL = ("install Coral's package edgetpu-compiler "

@@ -12,16 +12,16 @@ from pathlib import Path
 
 from search_space.spec import ModelSpec
 
-from nas.config import SearchConfig
-from nas.files import write_text
-from nas.journal import Trial
-from nas.report import format_rows
+from nas.search.config import SearchConfig
+from nas.common.files import write_text
+from nas.search.journal import Trial
+from nas.common.tables import format_rows
 
 LEARNING_GROUPS = 5  # without a controller batch, the summary compares the run's consecutive fifths
 
 
 def trial_rows(trials: list[Trial]) -> list[dict]:
-    """One row per trial; a `proxy epochs` column when some trials trained on a partial budget (Hyperband)."""
+    """One row per trial, exact numbers (`macs`, `latency_ms` unrounded); a `proxy epochs` column when some trials trained on a partial budget (Hyperband)."""
     budgeted = any("proxy_epochs" in t.extra for t in trials)
     rows = []
     for t in trials:
@@ -31,11 +31,11 @@ def trial_rows(trials: list[Trial]) -> list[dict]:
             "trial": t.trial + 1,
             "status": t.status,
             "accuracy": _round(t.accuracy, 4),
-            "latency_ms": _round(t.latency_ms, 3),
+            "latency_ms": t.latency_ms,
             "reward": _round(t.reward, 4),
             **budget,
             "params": t.params,
-            "MACs (M)": round(t.macs / 1e6, 2),
+            "macs": t.macs,
             "wall_s": t.wall_s,
             "blocks": " ".join(spec.block_strings),
             "decisions": "".join(map(str, t.decisions)),
@@ -139,7 +139,7 @@ def write_results(root: Path, config: SearchConfig, trials: list[Trial], target_
         write_text(root / "best.yaml", spec_yaml(top[0], config.run.name, 1))
     summary = summary_text(config, trials, target_ms, top)
     if plots:
-        from nas.plots import pareto_plot
+        from nas.search.plots import pareto_plot
 
         pareto_plot(root / "pareto.png", trials, target_ms, title=f"search '{config.run.name}'",
                     latency_name=config.latency.source)

@@ -12,7 +12,7 @@ execution:
 ```
 
 Only the checks that need no cluster are made here; whether the address answers and whether a
-node can hold `resources_per_trial` is checked when the Ray backend connects (`nas.ray_backend`).
+node can hold `resources_per_trial` is checked when the Ray backend connects (`nas.execution.ray_tune`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from nas.schema import ConfigError, read_section, section_dict, setting
+from nas.common.errors import ConfigError
+from nas.common.schema import read_section, section_dict, setting
 
 BACKENDS = ("local", "ray")
 LOCAL_ADDRESS, AUTO_ADDRESS = "local", "auto"

@@ -1,0 +1,1 @@
+"""Small pieces every part of `nas` uses: the error types, atomic file writes, YAML-section schemas, tables."""

@@ -1,0 +1,78 @@
+"""`directory` data source: `PATH/<class>/*.jpg|png|...`, or `PATH/train/<class>/...` with
+`PATH/val/<class>/...` (or `validation/`); classes are the sorted folder names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from nas.common.errors import ConfigError
+from nas.data.base import DATA_SOURCES, Dataset, DataSource, holdout
+from nas.data.images import is_image_file, square_resize
+
+
+@DATA_SOURCES.register("directory")
+class DirectorySource(DataSource):
+    needs = "path"
+
+    @classmethod
+    def check(cls, config) -> None:
+        root = Path(config.path)
+        if not root.is_dir():
+            raise ConfigError(f"data.path: directory '{root}' does not exist")
+        if not _class_dirs(_split_root(root, "train")):
+            raise ConfigError(f"data.path: '{root}' has no class subfolders with images "
+                              f"(expected PATH/<class>/*.jpg or PATH/train/<class>/*.jpg)")
+
+    @classmethod
+    def load(cls, config, resolution: int) -> Dataset:
+        return _load_directory(config, resolution)
+
+def _split_root(root: Path, split: str) -> Path:
+    names = ("train",) if split == "train" else ("val", "validation")
+    for name in names:
+        if (root / name).is_dir() and _class_dirs(root / name):
+            return root / name
+    return root
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and any(_images(p))) if root.is_dir() else []
+
+
+def _images(folder: Path):
+    return (p for p in sorted(folder.iterdir()) if is_image_file(p))
+
+
+def _read_folder(root: Path, classes: list[str], resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image, UnidentifiedImageError
+
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        for path in _images(root / name):
+            try:
+                with Image.open(path) as image:
+                    images.append(square_resize(image, resolution))
+            except (OSError, UnidentifiedImageError) as exc:
+                raise ConfigError(f"data.path: cannot read image '{path}': {exc}") from None
+            labels.append(label)
+    return np.stack(images) if images else np.zeros((0, resolution, resolution, 3), np.uint8), np.array(labels, np.int64)
+
+
+def _load_directory(config: DataConfig, resolution: int) -> Dataset:
+    root = Path(config.path)
+    train_root, val_root = _split_root(root, "train"), _split_root(root, "val")
+    classes = [p.name for p in _class_dirs(train_root)]
+    images, labels = _read_folder(train_root, classes, resolution)
+    if val_root != root and train_root != root:
+        missing = sorted({p.name for p in _class_dirs(val_root)} - set(classes))
+        if missing:
+            raise ConfigError(f"data.path: validation classes {', '.join(missing)} have no training folder")
+        val_images, val_labels = _read_folder(val_root, classes, resolution)
+    else:
+        val = holdout(labels, config.val_fraction, config.seed)
+        images, labels, val_images, val_labels = images[~val], labels[~val], images[val], labels[val]
+    return Dataset(root.name, images, labels, val_images, val_labels, num_classes=len(classes))
+
+
