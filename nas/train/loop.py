@@ -107,6 +107,7 @@ class Trainer:
         return learning_rate(step, **self.recipe.lr_args())
 
     def train_epoch(self, images: np.ndarray, labels: np.ndarray, epoch: int, on_step=None) -> dict:
+        self._seed_dropout(epoch)
         ds = train_data.train_dataset(images, labels, self.recipe, self.spec, epoch)
         dist = self.strategy.experimental_distribute_dataset(ds)
         start, losses, lr = time.perf_counter(), [], 0.0
@@ -125,6 +126,15 @@ class Trainer:
         seconds = time.perf_counter() - start
         return {"loss": float(np.mean(losses)), "lr": lr, "seconds": seconds,
                 "images_per_s": len(losses) * self.recipe.batch_size / max(seconds, 1e-9)}
+
+    def _seed_dropout(self, epoch: int) -> None:
+        """Dropout and drop-connect masks come from Keras seed generators whose state is not a weight:
+        setting it from (seed, epoch) makes a resumed epoch draw the masks an uninterrupted one does."""
+        for i, layer in enumerate(self.model.layers):
+            generator = getattr(layer, "seed_generator", None)
+            if generator is not None:
+                state = generator.state
+                state.assign(np.array([self.recipe.config.seed * 1000 + i, epoch], state.dtype))
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray, averaged: bool = True) -> tuple[float, float]:
         """Held-out (top-1, top-5) of the averaged (or raw) weights."""
