@@ -59,7 +59,9 @@ class TrainConfig:
     mixed_precision: bool = False  # bfloat16 activations, float32 weights (the reference on TPU)
     checkpoint_every: int = setting(1, min=1)  # epochs
     bn_momentum: float | None = setting(None, min=0.0, max=1.0)  # None: the spec's (reference 0.99)
-    sync_batch_norm: bool = True  # several replicas: batch statistics over the global batch (TPU BN)
+    # Several replicas: batch statistics over the global batch (TPU BN). Off by default: with two logical
+    # CPU devices in TF 2.21 / Keras 3.15 the first synchronised step hangs (collectives); untested on GPUs.
+    sync_batch_norm: bool = False
     seed: int = setting(0, min=0)
 
 
