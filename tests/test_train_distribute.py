@@ -67,6 +67,7 @@ def test_two_replicas_equal_one_device(tmp_path):
         np.testing.assert_allclose(y, x, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.slow  # tracing the mirrored step takes minutes on 2 shared cores
 def test_two_replicas_train(tmp_path):
     """MirroredStrategy over two logical CPUs runs the recipe's step (per-replica batch norm)."""
     args = _setup(tmp_path, epochs=1, sync=False)
