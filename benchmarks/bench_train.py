@@ -1,0 +1,136 @@
+"""`nas train` figures: the custom loop's throughput against `model.fit` (same Keras model, the same
+TF1 RMSProp update, same batch) on this CPU, memory (RSS) per epoch, and on the offline digits with the
+small-data preset the held-out top-1 of the float model and of its full-int8 export.
+
+Writes benchmarks/results/bench_train.md. Run: .venv/bin/python benchmarks/bench_train.py
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import markdown_table, write_results  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+REPEATS, STEPS, BATCH = 3, 30, 32
+
+
+def _spec(tmp: Path):
+    import dataclasses
+
+    from search_space import get_spec
+
+    spec = dataclasses.replace(get_spec("efficientnet-edgetpu-S"), name="bench", width=0.25, depth=0.5,
+                               resolution=32, num_classes=10, include_background=False)
+    (tmp / "bench.yaml").write_text(spec.to_yaml())
+    return spec
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024
+
+
+def throughput(spec) -> tuple[float, float, list[float]]:
+    """Best-of-REPEATS images/s of the loop and of model.fit, and RSS after each loop epoch."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from nas.data_sources import DataConfig, load_dataset
+    from nas.train.loop import Trainer
+    from nas.train.recipe import TrainConfig, resolve
+    from search_space.builder import build_model, reference_weight_map
+
+    data = load_dataset(DataConfig(), spec.resolution)
+    recipe, _ = resolve(TrainConfig(preset="reference", batch_size=BATCH, epochs=1), len(data.train_labels))
+    model = build_model(spec, seed=0)
+    trainer = Trainer(model, spec, recipe, tf.distribute.get_strategy(), reference_weight_map(model))
+    images = data.train_images[:STEPS * BATCH]
+    labels = data.train_labels[:STEPS * BATCH]
+    x = (images.astype(np.float32) - 127.0) / 128.0
+    loop, rss = [], []
+    for epoch in range(REPEATS + 3):
+        start = time.perf_counter()
+        for b in range(STEPS):
+            trainer._step_fn(tf.constant(x[b * BATCH:(b + 1) * BATCH]), tf.constant(labels[b * BATCH:(b + 1) * BATCH]),
+                             tf.constant(0.01), tf.constant(trainer.step, tf.int64))
+            trainer.step += 1
+        loop.append(STEPS * BATCH / (time.perf_counter() - start))
+        rss.append(_rss_mb())
+
+    class TF1RMSProp(keras.optimizers.Optimizer):
+        """The same ResourceApplyRMSProp update inside Keras's fit (ms at ones), no EMA."""
+
+        def build(self, variables):
+            super().build(variables)
+            self.ms = [self.add_variable_from_reference(v, "ms", initializer="ones") for v in variables]
+            self.mom = [self.add_variable_from_reference(v, "mom") for v in variables]
+
+        def update_step(self, grad, variable, learning_rate):
+            i = self._get_variable_index(variable)
+            tf.raw_ops.ResourceApplyRMSProp(var=variable.value.handle, ms=self.ms[i].value.handle,
+                                            mom=self.mom[i].value.handle, lr=learning_rate, rho=0.9,
+                                            momentum=0.9, epsilon=1e-3, grad=grad)
+
+    fit_model = build_model(spec, seed=0)
+    fit_model.compile(TF1RMSProp(learning_rate=0.01),
+                      keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1))
+    onehot = np.eye(10, dtype=np.float32)[labels]
+    fit = []
+    for _ in range(REPEATS + 1):
+        start = time.perf_counter()
+        fit_model.fit(x, onehot, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
+        fit.append(STEPS * BATCH / (time.perf_counter() - start))
+    return max(loop[1:]), max(fit[1:]), rss[1:]
+
+
+def accuracy(tmp: Path) -> tuple[float, float, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    nas = [sys.executable, "-m", "nas"]
+    run = lambda *a: subprocess.run([*nas, *map(str, a)], env=env, capture_output=True, text=True, check=True).stdout  # noqa: E731
+    out = run("train", "--spec", tmp / "bench.yaml", "--preset", "small", "--epochs", "10", "--run-dir", tmp / "run")
+    choice = next(line for line in out.splitlines() if line.startswith("recipe:"))
+    run("export", "--ckpt", tmp / "run", "--output-tflite", tmp / "int8.tflite")
+    top1 = lambda text: float(re.findall(r"Final: top1_acc = ([\d.]+)%", text)[-1])  # noqa: E731
+    f = top1(run("eval", "--ckpt", tmp / "run", "--offline"))
+    q = top1(run("eval", "--tflite", tmp / "int8.tflite", "--spec", tmp / "bench.yaml", "--offline"))
+    return f, q, choice
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        spec = _spec(tmp)
+        loop, fit, rss = throughput(spec)
+        f, q, choice = accuracy(tmp)
+    body = "\n".join([
+        f"Model: EfficientNet-EdgeTPU-S shrunk (width 0.25, depth 0.5, 32 px, 10 classes); batch {BATCH}, "
+        f"{STEPS} steps per epoch; best of {REPEATS} epochs after a warm-up one (the loop's first epochs "
+        "trace the step).", "",
+        *markdown_table(["", "images/s"], [["nas train loop (TF1 RMSProp + EMA)", f"{loop:.0f}"],
+                                           ["model.fit (same TF1 RMSProp update, no EMA)", f"{fit:.0f}"],
+                                           ["ratio (goal >= 1.0)", f"{loop / fit:.2f}x"]]),
+        "", "Memory: RSS after each loop epoch (MB): " + ", ".join(f"{r:.0f}" for r in rss)
+        + f" (growth {rss[-1] - rss[0]:+.0f} MB).", "",
+        f"Offline digits, `nas train --preset small --epochs 10` ({choice}):", "",
+        *markdown_table(["model", "held-out top-1 (359 images)"],
+                        [["float (averaged weights)", f"{f:.2f}%"], ["full-int8 TFLite", f"{q:.2f}%"],
+                         ["int8 - float (goal within 1 point)", f"{q - f:+.2f}"]]),
+    ])
+    print(body)
+    write_results("bench_train", "nas train", body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""`nas train`: train a spec into a checkpoint that `nas export` and `nas eval` take (nas/train/)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from search_space import UserError, get_spec
+
+
+def _non_negative(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from nas.data_sources import DataConfig, check_data
+    from nas.schema import ConfigError, read_section
+
+    if not (args.model or args.spec):
+        raise UserError("no model given: pass --model NAME or --spec FILE")
+    spec = get_spec(args.model or args.spec)
+    for name in ("epochs", "batch_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.freeze_until is not None and args.freeze_until < 0:
+        raise UserError(f"--freeze-until must be a block index >= 0, got {args.freeze_until}")
+    config = {}
+    if args.config:
+        try:
+            config = yaml.safe_load(Path(args.config).read_text()) or {}
+        except OSError as exc:
+            raise UserError(f"cannot read config '{args.config}': {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise UserError(f"config '{args.config}' is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(config, dict):
+            raise ConfigError(f"config '{args.config}': expected a mapping with train: and data:")
+    if args.data_dir:
+        if "data" in config:
+            raise UserError("give the data once: --data-dir or the config's data: section, not both")
+        data_config = DataConfig(source="directory", path=args.data_dir)
+    else:
+        data_config = read_section(DataConfig, config.get("data"), "data")
+    check_data(data_config)
+    from nas.train.recipe import read_train_config
+
+    train_config = read_train_config(config.get("train"), {
+        "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed, "preset": args.preset,
+        "augment": args.augment, "mixed_precision": args.mixed_precision or None,
+        "checkpoint_every": args.checkpoint_every})
+    run_dir = Path(args.run_dir or f"runs/train-{spec.name}")
+    from nas.train.session import run
+
+    run(args, spec, data_config, train_config, run_dir)
+    return 0
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "train", help="train a spec into a checkpoint (the reference EfficientNet recipe, or a small-data preset)",
+        description="Train a registered or searched model on the configured data with the reference recipe "
+                    "(TF1 RMSProp, warm-up + staircase decay, label smoothing, L2, a moving average of the "
+                    "weights and batch-norm statistics), writing a run directory that 'nas export --ckpt' and "
+                    "'nas eval --ckpt' take.",
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--model", metavar="NAME", help="registered model (see 'nas models')")
+    which.add_argument("--spec", metavar="FILE", help="ModelSpec .yaml file (a search's best.yaml, a scaled spec)")
+    parser.add_argument("--config", metavar="FILE", help="YAML with a train: section and a data: section "
+                                                         "(the search's format: offline, directory, tfds, imagenet)")
+    parser.add_argument("--data-dir", metavar="DIR", help="labelled images: DIR/train/<class>/* and DIR/val/<class>/*, "
+                                                          "or DIR/<class>/* (a fixed 20%% is held out)")
+    parser.add_argument("--preset", choices=("auto", "reference", "small"),
+                        help="recipe preset (default auto: reference from 20,000 training images, small below)")
+    parser.add_argument("--epochs", type=_non_negative, help="epochs (preset default: reference 350, small 30)")
+    parser.add_argument("--batch-size", type=_non_negative, help="global batch (default: chosen from the data's size)")
+    parser.add_argument("--seed", type=_non_negative, help="initialisation, data order and augmentation seed")
+    parser.add_argument("--augment", choices=("none", "randaugment", "autoaugment"))
+    parser.add_argument("--mixed-precision", action="store_true", help="bfloat16 activations, float32 weights")
+    parser.add_argument("--checkpoint-every", type=_non_negative, metavar="EPOCHS", help="checkpoint interval (default 1)")
+    parser.add_argument("--run-dir", metavar="DIR", help="where the run goes (default runs/train-<model>)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    parser.add_argument("--init-from", metavar="CKPT", help="fine-tune: start from a released TF1 or a project checkpoint")
+    parser.add_argument("--freeze-until", type=int, metavar="BLOCK", help="freeze the stem and blocks 0..BLOCK-1")
+    parser.add_argument("--strategy", choices=("auto", "default", "mirrored", "multiworker"), default="auto",
+                        help="tf.distribute strategy (auto: TF_CONFIG workers, else the GPUs of this host)")
+    parser.set_defaults(run=_run)

@@ -1,0 +1,170 @@
+"""One `nas train` run from start (or resume) to the last line: data, model, fine-tuning, epochs."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from nas.data_sources import DataConfig, load_dataset
+from nas.schema import section_dict
+from nas.train.recipe import recipe_dict, resolve
+from nas.train.run import RunLock, TensorBoard, durable_write, plot_curves, read_metrics, write_metrics, write_summary
+from search_space.errors import UserError
+
+
+def _check_data(data) -> None:
+    classes = np.unique(data.train_labels)
+    if data.stream is None and len(classes) < 2:
+        raise UserError(f"the training data has {len(classes)} class; a classifier needs at least 2 "
+                        "(DIR/<class>/* with one folder per class)")
+
+
+def _freeze(model, until: int) -> int:
+    """Stem and blocks_0..blocks_<until - 1> stop training (their batch norm runs in inference mode)."""
+    frozen = 0
+    for layer in model.layers:
+        scope = layer.name.split(".")[0]
+        if scope == "stem" or (scope.startswith("blocks_") and int(scope.split("_")[1]) < until):
+            if layer.weights:
+                layer.trainable = False
+                frozen += 1
+    return frozen
+
+
+def _init_from(model, spec, path: str, fused_stride_on) -> str:
+    """Copy a released or project checkpoint's weights in by reference name; a classifier of another
+    size stays freshly initialised. Returns the line to print."""
+    import keras
+
+    from nas.checkpoints import load_model, open_checkpoint
+    from search_space.builder import reference_weight_map
+
+    ckpt = open_checkpoint(path)
+    source_spec = ckpt.spec or spec
+    if ckpt.spec is None:  # a released checkpoint: its own class count (1001), the registered layout
+        from search_space import REGISTRY
+
+        registered = REGISTRY.get(ckpt.model_name or "")
+        source_spec = dataclasses.replace(spec, num_classes=registered.num_classes if registered else 1001,
+                                          include_background=True)
+    else:
+        source_spec = dataclasses.replace(spec, num_classes=ckpt.spec.num_classes,
+                                          include_background=ckpt.spec.include_background)
+    # load_model checks the architecture against the checkpoint (one line + exit 2 on a mismatch).
+    loaded = load_model(path, source_spec, fused_stride_on=fused_stride_on)
+    source = reference_weight_map(loaded.model)
+    replaced = []
+    for name, var in reference_weight_map(model).items():
+        if list(source[name].shape) == list(var.shape):
+            var.assign(keras.ops.convert_to_numpy(source[name]))
+        else:
+            replaced.append(name)
+    line = f"init: weights from '{loaded.checkpoint.prefix}'" + (" (moving averages)" if loaded.ema else "")
+    if replaced:
+        line += (f"; classifier replaced: the checkpoint has {source_spec.num_classes} classes, the data "
+                 f"{spec.num_classes}")
+    del loaded
+    return line
+
+
+def run(args, spec, data_config: DataConfig, train_config, run_dir: Path, say=print) -> float:
+    import keras
+    import tensorflow as tf
+
+    from nas.train import distribute
+    from nas.train.loop import Trainer
+    from search_space.builder import build_model, reference_weight_map
+
+    worker = distribute.worker_index()
+    if worker:  # non-chief workers of a cluster keep their files apart from the chief's
+        run_dir = run_dir / f"worker-{worker}"
+    lock = RunLock(run_dir)
+    try:
+        resume_from = None
+        if args.resume:
+            from nas.train.state import latest
+
+            resume_from = latest(run_dir)
+            if resume_from is None:
+                raise UserError(f"nothing to resume in '{run_dir}' (no checkpoint): drop --resume to start")
+        elif (run_dir / "checkpoint").exists():
+            raise UserError(f"'{run_dir}' already holds a training run: add --resume, or choose another --run-dir")
+        strategy = distribute.make_strategy(args.strategy)
+        data = load_dataset(data_config, spec.resolution)
+        _check_data(data)
+        spec = dataclasses.replace(spec, num_classes=data.num_classes,
+                                   include_background=data.include_background)
+        recipe, recipe_line = resolve(train_config, data.train_count, strategy.num_replicas_in_sync)
+        if data.stream is not None:
+            raise UserError("data.stream: streamed ImageNet is not supported by nas train yet; "
+                            "set stream: false with max_train")
+        record = {"spec": spec.to_dict(), "data": section_dict(data_config), "train": recipe_dict(recipe),
+                  "init_from": args.init_from, "freeze_until": args.freeze_until}
+        record_text = yaml.safe_dump(record, sort_keys=False)
+        if resume_from is not None and (run_dir / "train.yaml").is_file():
+            before = yaml.safe_load((run_dir / "train.yaml").read_text())
+            changed = sorted(k for k in record if k != "train" and before.get(k) != record[k]) + sorted(
+                k for k in record["train"] if k != "epochs" and before["train"].get(k) != record["train"][k])
+            if changed:
+                raise UserError(f"--resume with settings that differ from the recorded run ({', '.join(changed)}); "
+                                f"use the same ones, or another --run-dir")
+        say(f"data: {data.name}, {data.train_count:,d} training and {len(data.val_labels):,d} held-out images, "
+            f"{data.num_classes} classes; {distribute.describe(strategy)}")
+        say(recipe_line)
+        if recipe.config.mixed_precision:
+            keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        keras.utils.set_random_seed(recipe.config.seed)
+        with strategy.scope():
+            model = build_model(spec, seed=recipe.config.seed)
+            for layer in model.layers:
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.momentum = recipe.config.bn_momentum
+                    # Several replicas: statistics over the global batch, as the reference's TPU batch norm.
+                    layer.synchronized = recipe.config.sync_batch_norm and strategy.num_replicas_in_sync > 1
+            if args.init_from and resume_from is None:
+                say(_init_from(model, spec, args.init_from, spec.fused_stride_on))
+            if args.freeze_until:
+                say(f"frozen: stem and blocks 0..{args.freeze_until - 1} ({_freeze(model, args.freeze_until)} layers)")
+            trainer = Trainer(model, spec, recipe, strategy, reference_weight_map(model))
+        if worker == 0:
+            durable_write(run_dir / "spec.yaml", spec.to_yaml().encode())
+            durable_write(run_dir / "train.yaml", record_text.encode())
+        rows = []
+        if resume_from is not None:
+            trainer.restore(resume_from)
+            done = trainer.step // recipe.steps_per_epoch
+            rows = [r for r in read_metrics(run_dir) if r["epoch"] <= done]
+            say(f"resumed from '{resume_from}': step {trainer.step}, epoch {done} of {recipe.config.epochs}")
+        start_epoch = trainer.step // recipe.steps_per_epoch
+        board = TensorBoard(run_dir, enabled=worker == 0)
+        started = time.perf_counter()
+        c = recipe.config
+        for epoch in range(start_epoch, c.epochs):
+            stats = trainer.train_epoch(data.train_images, data.train_labels, epoch)
+            top1, top5 = trainer.evaluate(data.val_images, data.val_labels)
+            row = {"epoch": epoch + 1, "step": trainer.step, "top1": top1, "top5": top5, **stats}
+            rows.append(row)
+            left = (time.perf_counter() - started) / (epoch + 1 - start_epoch) * (c.epochs - epoch - 1)
+            say(f"epoch {epoch + 1}/{c.epochs}: loss {stats['loss']:.4f}, held-out top-1 {100 * top1:.2f}% "
+                f"top-5 {100 * top5:.2f}%, lr {stats['lr']:.4g}, {stats['images_per_s']:.0f} images/s, "
+                f"ETA {left:.0f} s", flush=True)
+            if worker == 0:
+                write_metrics(run_dir, rows)
+                board.epoch(row)
+                if (epoch + 1) % c.checkpoint_every == 0 or epoch + 1 == c.epochs:
+                    trainer.save(run_dir)
+        if not rows:
+            raise UserError(f"the run in '{run_dir}' has already trained its {c.epochs} epochs")
+        if worker == 0:
+            plot_curves(run_dir, rows)
+            write_summary(run_dir, spec, recipe_line, f"{data.name}, {data.train_count:,d} training images",
+                          rows, time.perf_counter() - started)
+        say(f"wrote {run_dir} (nas export --ckpt {run_dir}; nas eval --ckpt {run_dir})")
+        say(f"held-out top-1 of the averaged weights: {100 * rows[-1]['top1']:.2f}%")
+        return rows[-1]["top1"]
+    finally:
+        lock.release()

@@ -1,0 +1,82 @@
+"""The training checkpoint: one TF1-style file that is both the export checkpoint and the resume state.
+
+It is written in the layout `nas.checkpoints` reads (CHECKPOINTS.md): `spec.yaml` beside
+`model.ckpt-<step>.{index,data-*}` and a `checkpoint` state file naming it; the raw weights under the
+reference names `<model>/<scope>/<weight>`, their moving averages under `.../ExponentialMovingAverage`
+(which `load_model` prefers, so export and eval get the averaged weights, as with a released
+checkpoint), the optimiser slots under `.../RMSProp`, `.../RMSProp_1` (or Adam's) and `global_step`,
+which the loader ignores. So `nas export --ckpt RUN_DIR` needs nothing else.
+
+Crash safety: the files of step N are written under their own prefix and fsynced, and only then is
+the `checkpoint` state file replaced (temp name, fsync, rename); older prefixes are removed after
+that. A kill at any moment leaves the state file naming a complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from nas.checkpoints import EMA
+from nas.train.run import durable_write, fsync_dir
+from search_space.errors import UserError
+
+PREFIX = "model.ckpt"
+
+
+def _value(variable) -> np.ndarray:
+    value = variable.value if hasattr(variable, "value") and not callable(variable.value) else variable
+    return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+
+
+def save(run_dir: Path, step: int, weights: dict, shadows: dict, slots: dict) -> str:
+    """Write checkpoint `step`: `weights` {name: var}, `shadows` {name: shadow}, `slots` {slot name: var}."""
+    prefix = run_dir / f"{PREFIX}-{step}"
+    tensors = {name: _value(v) for name, v in weights.items()}
+    tensors.update({f"{name}/{EMA}": _value(shadows[name]) for name in weights})
+    tensors.update({name: _value(v) for name, v in slots.items()})
+    tensors["global_step"] = np.asarray(step, np.int64)
+    names = sorted(tensors)
+    try:
+        tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
+                          tensors=[tensors[n] for n in names])
+    except tf.errors.OpError as exc:
+        raise UserError(f"cannot write checkpoint into '{run_dir}': {exc.message.splitlines()[0]}") from None
+    for path in run_dir.glob(f"{prefix.name}.*"):
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+    fsync_dir(run_dir)
+    durable_write(run_dir / "checkpoint", f'model_checkpoint_path: "{prefix.name}"\n'
+                                          f'all_model_checkpoint_paths: "{prefix.name}"\n'.encode())
+    for old in run_dir.glob(f"{PREFIX}-*"):  # only after the state file names the new one
+        if not old.name.startswith(prefix.name + "."):
+            old.unlink(missing_ok=True)
+    return str(prefix)
+
+
+def latest(run_dir: Path) -> str | None:
+    state = run_dir / "checkpoint"
+    if not state.is_file():
+        return None
+    path = tf.train.latest_checkpoint(str(run_dir))
+    return path if path and Path(path + ".index").is_file() else None
+
+
+def restore(prefix: str, weights: dict, shadows: dict, slots: dict) -> int:
+    """Assign everything `save` wrote; returns the global step."""
+    reader = tf.train.load_checkpoint(prefix)
+    shapes = reader.get_variable_to_shape_map()
+    wanted = {**weights, **{f"{n}/{EMA}": shadows[n] for n in weights}, **slots}
+    missing = [n for n in wanted if n not in shapes]
+    if missing:
+        raise UserError(f"checkpoint '{prefix}' lacks {len(missing)} training variables (e.g. {missing[0]}): "
+                        "it was not written by this recipe; start a new --run-dir")
+    for name, variable in wanted.items():
+        if list(shapes[name]) != list(variable.shape):
+            raise UserError(f"checkpoint '{prefix}': {name} is {shapes[name]}, the model's is "
+                            f"{list(variable.shape)}: the spec changed since it was written")
+        variable.assign(reader.get_tensor(name))
+    return int(reader.get_tensor("global_step"))

@@ -1,0 +1,50 @@
+"""The whole pipeline through the CLI: search -> scale -> train -> export full-int8 -> eval of the int8 file.
+
+The searched and scaled specs are full-size (224 px); they are trained here shrunk (width x 0.25,
+32 px), as the search's proxy trains them, so that the test runs on a laptop CPU.
+"""
+
+import dataclasses
+import re
+
+import pytest
+
+from search_space import get_spec
+from tests.cli_helpers import run_cli
+from tests.search_helpers import tiny_config, write_config
+
+
+def _top1(text):
+    return float(re.findall(r"Final: top1_acc = ([\d.]+)%", text)[-1])
+
+
+@pytest.mark.slow  # a search, a training run, a full-int8 conversion: about 2 minutes on 2 shared cores
+def test_search_scale_train_export_eval(tmp_path, capsys):
+    config = write_config(tmp_path / "tiny.yaml", tiny_config(run={"trials": 2}))
+    code, out, err = run_cli(capsys, "search", "--config", config, "--run-dir", tmp_path / "search")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "scale", "--phi", "1", "--spec", tmp_path / "search" / "best.yaml",
+                             "-o", tmp_path / "scaled")
+    assert code == 0, err
+    scaled = sorted((tmp_path / "scaled").glob("*.yaml"))[-1]
+    spec = get_spec(scaled)
+    small = dataclasses.replace(spec, width=spec.width * 0.25, resolution=32)
+    (tmp_path / "small.yaml").write_text(small.to_yaml())
+    run_dir = tmp_path / "train"
+    code, out, err = run_cli(capsys, "train", "--spec", tmp_path / "small.yaml", "--epochs", "4", "--run-dir", run_dir)
+    assert code == 0, err
+    trained = float(out.strip().splitlines()[-1].rsplit(" ", 1)[1].rstrip("%"))
+    code, out, err = run_cli(capsys, "eval", "--ckpt", run_dir, "--offline")
+    assert code == 0, err
+    float_top1 = _top1(out)
+    assert abs(float_top1 - trained) < 0.3  # the same averaged weights, read back from the run directory
+    assert float_top1 > 40, out  # learned: chance is 10%
+    code, out, err = run_cli(capsys, "export", "--ckpt", run_dir, "--output-tflite", tmp_path / "int8.tflite",
+                             "--num-calibration", "300")
+    assert code == 0, err
+    assert "10 classes" in out
+    code, out, err = run_cli(capsys, "eval", "--tflite", tmp_path / "int8.tflite", "--spec", tmp_path / "small.yaml",
+                             "--offline")
+    assert code == 0, err
+    assert "10 outputs" in out
+    assert abs(_top1(out) - float_top1) <= 2.0, (float_top1, out)

@@ -1,0 +1,102 @@
+"""The recipe's arithmetic against TF1's own implementations (run eagerly) and the reference formula."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nas.train.ema import MovingAverage
+from nas.train.optim import Optimizer, OptimizerConfig
+from nas.train.schedule import learning_rate
+
+
+def _grads(steps, shape, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=shape).astype(np.float32) * (1 + 10 * (i % 3)) for i in range(steps)]
+
+
+def test_rmsprop_matches_tf1_step_by_step():
+    init = np.random.default_rng(1).normal(size=(3, 4)).astype(np.float32)
+    ours, theirs = tf.Variable(init), tf.Variable(init)
+    opt = Optimizer(OptimizerConfig("rmsprop", 0.9, 0.9, 1e-3), [ours], ["w"])
+    ref = tf.compat.v1.train.RMSPropOptimizer(0.05, decay=0.9, momentum=0.9, epsilon=1e-3)
+    lrs = [0.05 * (i + 1) / 7 for i in range(7)]
+    for i, g in enumerate(_grads(7, (3, 4))):
+        opt.apply(ours, tf.constant(g), opt.slots[0][0], opt.slots[1][0], tf.constant(lrs[i]), i)
+        ref._learning_rate = lrs[i]  # TF1 reads its rate when applying
+        ref._learning_rate_tensor = None
+        ref.apply_gradients([(tf.constant(g), theirs)])
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(opt.slots[0][0].numpy(), ref.get_slot(theirs, "rms").numpy(), rtol=1e-6)
+    # A zero-initialised accumulator (Keras 3's RMSprop) would take a far larger first step:
+    assert opt.slot_names == ("RMSProp", "RMSProp_1")
+
+
+def test_first_rmsprop_step_uses_ones_accumulator():
+    var = tf.Variable([1.0])
+    opt = Optimizer(OptimizerConfig(), [var], ["w"])
+    opt.apply(var, tf.constant([1.0]), opt.slots[0][0], opt.slots[1][0], tf.constant(0.1), 0)
+    # ms = 0.9 * 1 + 0.1 * 1 = 1; mom = 0.1 * 1 / sqrt(1 + 1e-3)
+    assert var.numpy()[0] == pytest.approx(1.0 - 0.1 / math.sqrt(1.001), rel=1e-6)
+
+
+def test_adam_matches_tf1():
+    init = np.ones((5,), np.float32)
+    ours, theirs = tf.Variable(init), tf.Variable(init)
+    opt = Optimizer(OptimizerConfig("adam", momentum=0.9, epsilon=1e-7), [ours], ["w"])
+    ref = tf.compat.v1.train.AdamOptimizer(0.01, beta1=0.9, beta2=0.999, epsilon=1e-7)
+    for i, g in enumerate(_grads(5, (5,))):
+        opt.apply(ours, tf.constant(g), opt.slots[0][0], opt.slots[1][0], tf.constant(0.01), i)
+        ref.apply_gradients([(tf.constant(g), theirs)])
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5)
+
+
+def test_moving_average_matches_tf1_with_num_updates():
+    value = tf.Variable(np.zeros(4, np.float32))
+    step = tf.Variable(0, dtype=tf.int64)
+    ref = tf.compat.v1.train.ExponentialMovingAverage(0.9999, num_updates=step)
+    ours = MovingAverage([value], 0.9999)
+    ref.apply([value])  # creates the shadow at the variable's value (and averages once at n = 0)
+    ours_shadow = ours.shadows[0]
+    ours.update(ours_shadow, value, ours.decay_at(0))
+    for i, g in enumerate(_grads(30, (4,), seed=3)):
+        value.assign_add(g)
+        step.assign(i + 1)  # the reference averages after the optimizer has incremented the step
+        ref.apply([value])
+        ours.update(ours_shadow, value, ours.decay_at(i + 1))
+        np.testing.assert_allclose(ours_shadow.numpy(), ref.average(value).numpy(), rtol=1e-6, atol=1e-7)
+    assert float(ours.decay_at(1)) == pytest.approx(2 / 11)
+    assert float(ours.decay_at(10 ** 7)) == pytest.approx(0.9999)
+
+
+def _reference_lr(step, batch, images, epochs_warmup=5):
+    """EDGETPU.md written out: 0.016 * batch / 256, warm-up from 0 over 5 epochs, staircase 0.97 every 2.4."""
+    lr = 0.016 * batch / 256
+    steps_per_epoch = images / batch
+    warm = int(epochs_warmup * steps_per_epoch)
+    if step < warm:
+        return lr * step / warm
+    return lr * 0.97 ** math.floor(step / (2.4 * steps_per_epoch))
+
+
+@pytest.mark.parametrize("batch,images", [(2048, 1281167), (64, 1500), (256, 10000)])
+def test_reference_schedule(batch, images):
+    spe = images / batch
+    total = int(350 * spe)
+    base = 0.016 * batch / 256
+    for step in list(range(0, int(8 * spe), max(1, int(spe / 7)))) + [total - 1]:
+        ours = learning_rate(step, base=base, steps_per_epoch=spe, total_steps=total)
+        assert ours == pytest.approx(_reference_lr(step, batch, images), rel=1e-12), step
+    warm = int(5 * spe)
+    # At the end of warm-up the rate drops to the already-decayed value (5 / 2.4 -> two decays).
+    assert learning_rate(warm, base=base, steps_per_epoch=spe, total_steps=total) == pytest.approx(
+        base * 0.97 ** math.floor(warm / (2.4 * spe)))
+    assert learning_rate(0, base=base, steps_per_epoch=spe, total_steps=total) == 0.0
+
+
+def test_cosine_schedule():
+    kw = dict(base=0.01, steps_per_epoch=10.0, total_steps=100, kind="cosine", warmup_epochs=1)
+    assert learning_rate(5, **kw) == pytest.approx(0.005)
+    assert learning_rate(50, **kw) == pytest.approx(0.005)
+    assert learning_rate(99, **kw) < 1e-4
