@@ -47,7 +47,7 @@ def throughput(spec) -> tuple[float, float, list[float]]:
     import numpy as np
     import tensorflow as tf
 
-    from nas.data_sources import DataConfig, load_dataset
+    from nas.data import DataConfig, load_dataset
     from nas.train.loop import Trainer
     from nas.train.recipe import TrainConfig, resolve
     from search_space.builder import build_model, reference_weight_map

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from nas.checkpoints import load_model
+from nas.deploy.checkpoints import load_model
 from search_space import get_spec
 from tests.cli_helpers import assert_one_line_error, run_cli
 

@@ -58,7 +58,7 @@ def test_two_replicas_equal_one_device(tmp_path):
     a, b = _metrics(tmp_path / "one"), _metrics(tmp_path / "two")
     np.testing.assert_allclose(b[:, 2], a[:, 2], rtol=2e-4)  # loss
     np.testing.assert_allclose(b[:, 3:5], a[:, 3:5], atol=0.006)  # top-1/top-5: at most 2 of 359 images flip
-    from nas.checkpoints import load_model
+    from nas.deploy.checkpoints import load_model
     import keras
 
     wa = [keras.ops.convert_to_numpy(w) for w in load_model(tmp_path / "one").model.weights]

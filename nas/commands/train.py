@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from search_space import UserError, get_spec
+from nas.common.errors import UserError
+from search_space import get_spec
 
 
 def _non_negative(text: str) -> int:
@@ -18,8 +19,9 @@ def _non_negative(text: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     import yaml
 
-    from nas.data_sources import DataConfig, check_data
-    from nas.schema import ConfigError, read_section
+    from nas.data import DataConfig, check_data
+    from nas.common.errors import ConfigError
+    from nas.common.schema import read_section
 
     if not (args.model or args.spec):
         raise UserError("no model given: pass --model NAME or --spec FILE")

@@ -22,7 +22,7 @@ def tf_config() -> dict:
     try:
         return json.loads(os.environ.get("TF_CONFIG", "") or "{}")
     except json.JSONDecodeError:
-        from search_space.errors import UserError
+        from nas.common.errors import UserError
 
         raise UserError("TF_CONFIG is not valid JSON") from None
 

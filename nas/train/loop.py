@@ -118,7 +118,7 @@ class Trainer:
             self.step += 1
             losses.append(float(loss))
             if not math.isfinite(losses[-1]):
-                from search_space.errors import UserError
+                from nas.common.errors import UserError
 
                 raise UserError(f"training loss became {losses[-1]} at step {self.step}: lower the learning rate")
             if on_step:

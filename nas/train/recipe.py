@@ -23,7 +23,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from nas.schema import ConfigError, read_section, section_dict, setting
+from nas.common.errors import ConfigError
+from nas.common.schema import read_section, section_dict, setting
 
 PRESETS = ("auto", "reference", "small")
 AUGMENTS = ("none", "randaugment", "autoaugment")

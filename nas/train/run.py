@@ -15,7 +15,7 @@ import io
 import os
 from pathlib import Path
 
-from search_space.errors import UserError
+from nas.common.errors import UserError
 
 COLUMNS = ("epoch", "step", "loss", "top1", "top5", "lr", "images_per_s", "seconds")
 

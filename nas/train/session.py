@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from nas.data_sources import DataConfig, load_dataset
-from nas.schema import section_dict
+from nas.data import DataConfig, load_dataset
+from nas.common.schema import section_dict
 from nas.train.recipe import recipe_dict, resolve
 from nas.train.run import RunLock, TensorBoard, durable_write, plot_curves, read_metrics, write_metrics, write_summary
-from search_space.errors import UserError
+from nas.common.errors import UserError
 
 
 def _check_data(data) -> None:
@@ -40,7 +40,7 @@ def _init_from(model, spec, path: str, fused_stride_on) -> str:
     size stays freshly initialised. Returns the line to print."""
     import keras
 
-    from nas.checkpoints import load_model, open_checkpoint
+    from nas.deploy.checkpoints import load_model, open_checkpoint
     from search_space.builder import reference_weight_map
 
     ckpt = open_checkpoint(path)

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from nas.checkpoints import EMA
+from nas.deploy.checkpoints import EMA
 from nas.train.run import durable_write, fsync_dir
-from search_space.errors import UserError
+from nas.common.errors import UserError
 
 PREFIX = "model.ckpt"
 
