@@ -6,7 +6,7 @@ no Ray): everything but the error types is imported on first use.
     import nas
     config = nas.load_config("experiments/edgetpu.yaml")
     trials = nas.Search(config, "runs/edgetpu").run()
-    model = nas.load_model("efficientnet-edgetpu-S")
+    loaded = nas.load_model("path/to/ckpt")  # .model, .spec
 
 Layout: `nas.search` (the loop, journal, results, reward), `nas.controllers`, `nas.data` (proxy data
 sources), `nas.proxy` (the proxy task, proxy jobs), `nas.execution` (local and Ray executors),
