@@ -39,3 +39,9 @@ def format_rows(rows: Iterable[dict[str, Any]], fmt: str = "table") -> str:
         return "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric)).rstrip()
 
     return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)]) + "\n"
+
+
+def format_duration(seconds: float) -> str:
+    """'4m05s' or '1h02m': the ETA and wall-time format of progress lines."""
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"

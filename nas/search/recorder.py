@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from nas.search.journal import Journal, Trial
+from nas.common.tables import format_duration
 from nas.search.results import write_results
 
 FAILED_REWARD = 0.0  # what a controller hears for a failed trial: no better than a model that learns nothing
@@ -16,11 +17,6 @@ FAILED_REWARD = 0.0  # what a controller hears for a failed trial: no better tha
 def told_reward(trial: Trial) -> float:
     """What the controller hears of a journaled trial."""
     return trial.reward if trial.ok else FAILED_REWARD
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 class TrialRecorder:
@@ -52,4 +48,4 @@ class TrialRecorder:
         else:
             body = f"FAILED ({trial.error[:80]})"
         best_text = f"best {best.reward:.4f} (#{best.trial + 1})" if best else "best -"
-        self.say(f"{head}  {body}  {best_text}  {trial.wall_s:.1f} s  ETA {_duration(eta)}")
+        self.say(f"{head}  {body}  {best_text}  {trial.wall_s:.1f} s  ETA {format_duration(eta)}")
