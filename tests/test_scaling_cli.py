@@ -65,8 +65,12 @@ def test_edgetpu_preset_writes_the_released_m_and_l(tmp_path, capsys):
     assert main(["scale", "--preset", "edgetpu", "-o", str(tmp_path), "--latency", "none"]) == 0
     out = capsys.readouterr().out
     assert "efficientnet-edgetpu-L" in out and "preset edgetpu" in out
-    for name in ("efficientnet-edgetpu-S", "efficientnet-edgetpu-M", "efficientnet-edgetpu-L"):
-        assert get_spec(str(tmp_path / f"{name}.yaml")) == REGISTRY[name]
+    published = {"efficientnet-edgetpu-S": (1.0, 1.0, 224, 0.2), "efficientnet-edgetpu-M": (1.0, 1.1, 240, 0.2),
+                 "efficientnet-edgetpu-L": (1.2, 1.4, 300, 0.3)}  # EDGETPU.md, typed independently of the registry
+    for name, coefficients in published.items():
+        written = get_spec(str(tmp_path / f"{name}.yaml"))
+        assert written == REGISTRY[name]
+        assert (written.width, written.depth, written.resolution, written.dropout) == coefficients
 
 
 def test_latency_column_from_the_requested_source(tmp_path, capsys, macs_latency):
