@@ -123,8 +123,9 @@ def test_tiny_spec_converts_to_full_int8_tflite_that_runs(tmp_path):
     assert int8_out.shape == (4, 10) and np.abs(int8_out - keras_out).max() < 0.25 * np.abs(keras_out).max()
 
 
-@pytest.mark.slow
 def test_edgetpu_s_converts_to_full_int8_tflite_with_uint8_io():
+    """The int8 export claim at full size, in every CI run: EfficientNet-EdgeTPU-S at 224 px, calibrated on
+    two images (the conversion, not the calibration, is what is checked)."""
     from search_space import tflite
     from search_space.builder import build_model
 
