@@ -56,10 +56,18 @@ def commit() -> str:
     return head + ("-dirty" if dirty else "")
 
 
+def load() -> str:
+    """The 1-minute load average when the results were written: timings on a shared machine carry it."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "unknown"
+
+
 def header() -> str:
     """The line every results file carries under its title."""
     return (f"Date: {datetime.date.today().isoformat()}. Commit: {commit()}. "
-            f"Machine: {machine()}.")
+            f"Machine: {machine()}; load average {load()} when written.")
 
 
 def markdown_table(header: list[str], rows: list[list]) -> list[str]:
