@@ -226,10 +226,14 @@ def test_proxy_learns_from_the_stream_repeatably(shards):
     space = config_from_dict(TINY, "tiny").space
     task = ProxyTask(ProxyConfig(resolution=STREAM_RES, width=0.5, epochs=2, batch_size=8), data)
     spec = space.to_spec([0] * len(space.cardinalities))
-    first = task.evaluate(spec, seed=4)
-    assert first.accuracy > 0.5  # 4 classes: chance is 0.25 (seeds 0-7 gave 0.42-1.0, most above 0.7)
-    again = task.evaluate(spec, seed=4)
-    assert (again.accuracy, again.train_loss) == (first.accuracy, first.train_loss)
+    # 4 classes, chance 0.25. Asserted over seeds, not for one chosen seed. Measured over seeds 0-11:
+    # 0.33-1.0, mean 0.75, standard deviation 0.22; so every seed is above chance, and the mean of four
+    # seeds (standard deviation about 0.11) clears 0.5 by two of its deviations.
+    results = [task.evaluate(spec, seed=seed) for seed in range(4)]
+    accuracies = [r.accuracy for r in results]
+    assert min(accuracies) > 0.25 and np.mean(accuracies) > 0.5, accuracies
+    again = task.evaluate(spec, seed=2)
+    assert (again.accuracy, again.train_loss) == (results[2].accuracy, results[2].train_loss)
 
 
 def test_a_bad_record_in_the_stream_stops_the_search_with_the_data_named(tmp_path, monkeypatch):
