@@ -111,8 +111,13 @@ def test_proxy_trains_a_1001_class_candidate_on_tfrecords(imagenet_dir):
     data = load_dataset(DataConfig(source="imagenet", path=str(imagenet_dir)), 16)
     space = config_from_dict(TINY, "tiny").space
     task = ProxyTask(ProxyConfig(resolution=16, width=0.5, epochs=2, batch_size=8), data)
-    result = task.evaluate(space.to_spec([0] * len(space.cardinalities)), seed=0)
-    assert 0.0 <= result.accuracy <= 1.0 and np.isfinite(result.train_loss)
+    spec = space.to_spec([0] * len(space.cardinalities))
+    results = [task.evaluate(spec, seed=seed) for seed in (0, 1)]
+    # Three solid colours among 1001 outputs: a trained model separates them. Measured over seeds 0-7:
+    # 1.0 seven times, 0.333 (one colour for everything) once; over two seeds the mean clears 0.6.
+    accuracies = [r.accuracy for r in results]
+    assert np.mean(accuracies) > 0.6 and min(accuracies) > 0.3, accuracies
+    assert all(np.isfinite(r.train_loss) for r in results)
 
 
 def test_imagenet_layout_problems_are_named(tmp_path):
