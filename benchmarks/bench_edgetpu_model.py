@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "benchmarks" / "out" / "edgetpu_rows"
 PUBLISHED = ROOT.parent / "shared" / "reference" / "edgetpu_latency_published.csv"
+from benchmarks.common import write_stamped  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "bench_edgetpu_model.md"
 
 # published row name -> (builder kind, name); the rows this project can rebuild offline.
@@ -177,9 +178,8 @@ def report(rows: list[dict], paths: dict[str, Path], write_constants: bool) -> i
     missing = [m for m in REBUILDABLE if m not in paths]
     lines = [
         "# Edge TPU cost model: fit to Coral's published latencies", "",
-        f"Date: {date}. Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()} "
-        "(no Edge TPU here: the targets are Coral's published USB Accelerator figures, "
-        "`shared/reference/edgetpu_latency_published.csv`). Produced by `benchmarks/bench_edgetpu_model.py`.", "",
+        "No Edge TPU here: the targets are Coral's published USB Accelerator figures, "
+        "`shared/reference/edgetpu_latency_published.csv`. Produced by `benchmarks/bench_edgetpu_model.py`.", "",
         f"{len(rows)} of 14 published rows rebuilt offline (keras.applications or `benchmarks/edgetpu_zoo.py` with "
         "random weights, or the registry spec), converted to full-int8 TFLite and read op by op"
         + (f"; not converted: {', '.join(missing)}" if missing else "") + f". {len(fit_rows)} rows are fitted on "
@@ -270,7 +270,7 @@ def report(rows: list[dict], paths: dict[str, Path], write_constants: bool) -> i
               "- all: random weights, quantisation ranges from 2 random-normal images (latency does not depend "
               "on them); the Edge TPU compiler is not run (not installable here), so which ops it maps is "
               "predicted from Coral's documented op support.", ""]
-    RESULTS.write_text("\n".join(lines))
+    write_stamped(RESULTS, "\n".join(lines))
     print("\n".join(lines))
     return 0
 

@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "benchmarks" / "out"
+from benchmarks.common import write_stamped  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "bench_latency_lut.md"
 DEFAULT_CONFIG = ROOT / "experiments" / "edgetpu.yaml"
 
@@ -53,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Calibrated CPU lookup table vs measured whole-model latency (EdgeTPU space, 224x224, int8)",
         "",
-        f"Date: {datetime.date.today().isoformat()}. Machine: {cpu_name()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}; LiteRT (XNNPACK), 1 thread. **The machine was shared** with other "
+        "LiteRT (XNNPACK), 1 thread. **The machine was shared** with other "
         "engineers' tests and training runs while this ran, so absolute timings carry their load; each value is "
         "the minimum of 30 interleaved invokes after 5 warm-up invokes (noise only adds time).",
         f"Config: `{Path(config).relative_to(ROOT) if Path(config).is_relative_to(ROOT) else config}`; "
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(max / min worst {max(float(r['max_ms']) / float(r['min_ms']) for r in rows):.1f}x).",
               "", "Goal: at least 90% of held-out models within ±10% and Spearman at least 0.95 "
               "(nn-Meter reaches 99% within ±10% on mobile CPUs).", ""]
-    RESULTS.write_text("\n".join(lines))
+    write_stamped(RESULTS, "\n".join(lines))
     print("\n".join(lines))
     return 0
 

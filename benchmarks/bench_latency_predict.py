@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.common import write_stamped  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "bench_latency_predict.md"
 
 
@@ -72,8 +73,7 @@ def main() -> int:
     lines = [
         "# Lookup-table prediction speed (one core, TensorFlow not imported)",
         "",
-        f"Date: {datetime.date.today().isoformat()}. Machine: {cpu_name()}, {os.cpu_count()} cores (pinned to one), "
-        f"Python {platform.python_version()}, NumPy {np.__version__}. The machine was shared with other engineers' "
+        f"Pinned to one core; NumPy {np.__version__}. The machine was shared with other engineers' "
         "work: each rate is over 5 runs, min / median / max shown. Produced by `benchmarks/bench_latency_predict.py`.",
         f"Space: EdgeTPU search space (skeleton efficientnet-edgetpu-S, default choices) at 224, {len(table.entries)} "
         f"layer shapes, a calibrated table. TensorFlow imported: **{'yes' if tf_loaded else 'no'}**.",
@@ -91,7 +91,7 @@ def main() -> int:
         "(pure Python dataclasses); the vectorised path is what meets the >= 100,000 architectures/s goal.",
         "",
     ]
-    RESULTS.write_text("\n".join(lines))
+    write_stamped(RESULTS, "\n".join(lines))
     print("\n".join(lines))
     return 0 if not tf_loaded else 1
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from search_space import REGISTRY, UserError, count_macs
 from scaling import apply_preset, nominal_cost_factor, scale_phi, search_coefficients
-from common import markdown_table
+from common import markdown_table, write_stamped
 
 RESULTS = Path(__file__).parent / "results" / "bench_scaling.md"
 S = REGISTRY["efficientnet-edgetpu-S"]
@@ -43,9 +43,7 @@ def _sim():
 def main() -> None:
     sim = _sim()
     lines = ["# Compound scaling", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or 'cpu'}, "
-             f"Python {platform.python_version()}, {platform.system()}. "
-             f"Date: {datetime.date.today().isoformat()}. Medians of repeated runs; "
+             "Medians of repeated runs; "
              "other jobs shared the machine.", ""]
 
     speed = [
@@ -91,8 +89,7 @@ def main() -> None:
     published = [[f"B{k}", *_published_row(k)] for k in range(8)]
     lines += ["## Published EfficientNet resolutions vs gamma**phi", "",
               *markdown_table(["model", "published resolution", "224*1.15^k", "ours at phi = k"], published), ""]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
+    write_stamped(RESULTS, "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -16,7 +16,7 @@ from tests.cli_helpers import assert_one_line_error
 from tests.cli_helpers import run_cli as nas
 from tests.export_helpers import released_layout, tiny_spec, write_tf1_checkpoint
 
-REFERENCE_VARS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "checkpoint_vars"
+REFERENCE_VARS = Path(__file__).resolve().parent / "data" / "checkpoint_vars"  # copies of the released lists
 
 
 def logits(model, seed=0):

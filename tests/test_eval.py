@@ -193,8 +193,111 @@ def test_class_folders_by_label_or_sorted_name(tmp_path):
         labelled_directory(tmp_path, ["cat", "ant"])
 
 
-def test_offline_digits_through_tflite_and_checkpoint_agree(digits_tree, tmp_path, capsys):
-    _, ckpt = digits_tree
+# A checkpoint with non-trivial weights: outputs depend on the image -----------------------------
+
+
+def varied_checkpoint(directory, spec):
+    """Random non-zero weights with a dense kernel scaled up, so that the logits spread over several
+    units and differ from image to image: checkpoint and TFLite agree only if preprocessing,
+    weights and conversion all do."""
+    model = build_model(spec, seed=7, drop_connect=False)
+    dense = model.get_layer("head.dense")
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel * 40.0, bias])
+    return model, save_checkpoint(model, spec, directory)
+
+
+def reference_input(path, size, mean=127.0, std=128.0):
+    """The reference's evaluation preprocessing written out independently of nas.deploy.preprocessing:
+    PIL decode, the padded centre crop `int(size / (size + 32) * min(h, w))` with offsets
+    `((h - crop) + 1) // 2`, TF1's legacy bilinear resize, then `(x - mean) / std`."""
+    import tensorflow as tf
+    from PIL import Image
+
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    h, w = pixels.shape[:2]
+    crop = int((size / (size + 32)) * min(h, w))
+    top, left = ((h - crop) + 1) // 2, ((w - crop) + 1) // 2
+    window = tf.constant(pixels[top:top + crop, left:left + crop][None], tf.float32)
+    resized = tf.compat.v1.image.resize_bilinear(window, [size, size], align_corners=False)[0].numpy()
+    return (resized - mean) / std
+
+
+def top1_lines(out):
+    """(label, percent) of each image's top_0 line, in order."""
+    found = []
+    for line in out.splitlines():
+        if "-> top_0 (" in line:
+            percent, label = line.split("(", 1)[1].split("%): ", 1)
+            found.append((label, float(percent)))
+    return found
+
+
+@pytest.fixture(scope="module")
+def varied(tmp_path_factory):
+    """The varied checkpoint, 20 photographs-in-miniature (offline digits upscaled by PIL to 57 x 73 and
+    61 x 45, so cropping and resizing matter), a labels map, and the reference probabilities."""
+    from PIL import Image
+
+    from nas.data.offline import load_offline
+
+    root = tmp_path_factory.mktemp("varied")
+    spec = tiny_spec()
+    model, ckpt = varied_checkpoint(root / "ckpt", spec)
+    images, _ = load_offline(32, "val")
+    paths = []
+    for k in range(20):
+        size = (73, 57) if k % 2 else (45, 61)  # PIL sizes are (width, height)
+        picture = Image.fromarray(images[k * 7]).resize(size, Image.BICUBIC)
+        paths.append(save_png(root / "images" / f"{k:02d}.png", np.asarray(picture)))
+    labels = root / "labels.txt"
+    labels.write_text("".join(f"digit {i}\n" for i in range(10)))
+    batch = np.stack([reference_input(p, spec.resolution) for p in paths]).astype(np.float32)
+    probs = softmax(np.asarray(model(batch, training=False), np.float64))
+    return ckpt, labels, paths, probs
+
+
+def test_varied_checkpoint_is_not_constant(varied):
+    *_, probs = varied
+    assert len(set(probs.argmax(axis=1))) >= 3  # the images do not all get one class
+    assert probs.max(axis=1).min() < 0.95 and probs.max(axis=1).max() > 0.3
+
+
+def test_checkpoint_eval_equals_the_reference_preprocessing_and_keras(varied, capsys):
+    ckpt, labels, paths, probs = varied
+    code, out, err = nas(capsys, "eval", "--ckpt", ckpt, "--image", *paths, "--labels-map", labels,
+                         "--include-background-label")
+    assert code == 0, err
+    expected = [(("background" if i == 0 else f"digit {i - 1}"), 100 * p[i]) for p, i in zip(probs, probs.argmax(1))]
+    found = top1_lines(out)
+    assert [label for label, _ in found] == [label for label, _ in expected]
+    assert [percent for _, percent in found] == pytest.approx([percent for _, percent in expected], abs=0.006)
+
+
+def test_float_and_int8_tflite_agree_with_the_checkpoint_on_real_images(varied, tmp_path, capsys):
+    ckpt, labels, paths, probs = varied
+    reference = [(("background" if i == 0 else f"digit {i - 1}"), 100 * p[i]) for p, i in zip(probs, probs.argmax(1))]
+    for flags, name in ((["--no-quantize"], "f.tflite"), ([], "q.tflite")):
+        code, _, err = nas(capsys, "export", "--ckpt", ckpt, *flags, "--output-tflite", tmp_path / name,
+                           "--data-dir", paths[0].parent, "--num-calibration", "20")
+        assert code == 0, err
+        code, out, err = nas(capsys, "eval", "--tflite", tmp_path / name, "--image", *paths, "--labels-map", labels,
+                             "--include-background-label")
+        assert code == 0, err
+        found = top1_lines(out)
+        if flags:  # float: the same numbers as Keras up to float reassociation
+            assert [label for label, _ in found] == [label for label, _ in reference]
+            assert [p for _, p in found] == pytest.approx([p for _, p in reference], abs=0.02)
+        else:  # int8: top-1 agrees wherever Keras's top-1 is clear, probabilities within a few uint8 steps
+            clear = [k for k, p in enumerate(probs) if np.sort(p)[-1] - np.sort(p)[-2] > 0.1]
+            assert len(clear) >= 10
+            assert [found[k][0] for k in clear] == [reference[k][0] for k in clear]
+            assert max(abs(found[k][1] - reference[k][1]) for k in clear) < 8.0  # points of %
+
+
+def test_offline_digits_through_tflite_and_checkpoint_agree(tmp_path, capsys):
+    _, ckpt = varied_checkpoint(tmp_path / "ckpt", tiny_spec())
     code, _, err = nas(capsys, "export", "--ckpt", ckpt, "--no-quantize", "--output-tflite", tmp_path / "f.tflite")
     assert code == 0, err
     finals = []
@@ -203,4 +306,6 @@ def test_offline_digits_through_tflite_and_checkpoint_agree(digits_tree, tmp_pat
         assert code == 0, err
         assert "validation split" in out
         finals.append(out.strip().splitlines()[-1])
+    # The same accuracies from a model whose predictions depend on the image (not a constant output).
     assert finals[0] == finals[1] and finals[0].startswith("Final: top1_acc = ")
+    assert finals[0] != "Final: top1_acc = 10.00%  top5_acc = 50.00%"

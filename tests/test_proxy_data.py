@@ -111,8 +111,13 @@ def test_proxy_trains_a_1001_class_candidate_on_tfrecords(imagenet_dir):
     data = load_dataset(DataConfig(source="imagenet", path=str(imagenet_dir)), 16)
     space = config_from_dict(TINY, "tiny").space
     task = ProxyTask(ProxyConfig(resolution=16, width=0.5, epochs=2, batch_size=8), data)
-    result = task.evaluate(space.to_spec([0] * len(space.cardinalities)), seed=0)
-    assert 0.0 <= result.accuracy <= 1.0 and np.isfinite(result.train_loss)
+    spec = space.to_spec([0] * len(space.cardinalities))
+    results = [task.evaluate(spec, seed=seed) for seed in (0, 1)]
+    # Three solid colours among 1001 outputs: a trained model separates them. Measured over seeds 0-7:
+    # 1.0 seven times, 0.333 (one colour for everything) once; over two seeds the mean clears 0.6.
+    accuracies = [r.accuracy for r in results]
+    assert np.mean(accuracies) > 0.6 and min(accuracies) > 0.3, accuracies
+    assert all(np.isfinite(r.train_loss) for r in results)
 
 
 def test_imagenet_layout_problems_are_named(tmp_path):
@@ -226,10 +231,14 @@ def test_proxy_learns_from_the_stream_repeatably(shards):
     space = config_from_dict(TINY, "tiny").space
     task = ProxyTask(ProxyConfig(resolution=STREAM_RES, width=0.5, epochs=2, batch_size=8), data)
     spec = space.to_spec([0] * len(space.cardinalities))
-    first = task.evaluate(spec, seed=4)
-    assert first.accuracy > 0.5  # 4 classes: chance is 0.25 (seeds 0-7 gave 0.42-1.0, most above 0.7)
-    again = task.evaluate(spec, seed=4)
-    assert (again.accuracy, again.train_loss) == (first.accuracy, first.train_loss)
+    # 4 classes, chance 0.25. Asserted over seeds, not for one chosen seed. Measured over seeds 0-11:
+    # 0.33-1.0, mean 0.75, standard deviation 0.22; so every seed is above chance, and the mean of four
+    # seeds (standard deviation about 0.11) clears 0.5 by two of its deviations.
+    results = [task.evaluate(spec, seed=seed) for seed in range(4)]
+    accuracies = [r.accuracy for r in results]
+    assert min(accuracies) > 0.25 and np.mean(accuracies) > 0.5, accuracies
+    again = task.evaluate(spec, seed=2)
+    assert (again.accuracy, again.train_loss) == (results[2].accuracy, results[2].train_loss)
 
 
 def test_a_bad_record_in_the_stream_stops_the_search_with_the_data_named(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from search_space import REGISTRY, UserError, count_macs, count_params, model_cost
@@ -42,6 +43,69 @@ def test_efficientnet_preset_on_b0_gives_the_registry_b0_to_b7():
     for spec in family:
         assert spec == REGISTRY[spec.name]
         assert spec.layers() == REGISTRY[spec.name].layers()
+
+
+# Published figures, typed here independently of search_space/registry.py's coefficient tables, so that a
+# typo in a table fails a test instead of being reproduced on both sides of it.
+# EDGETPU.md's S/M/L table and the EfficientNet paper's B0-B7: (width, depth, resolution, dropout).
+PUBLISHED_EDGETPU = {
+    "efficientnet-edgetpu-S": (1.0, 1.0, 224, 0.2),
+    "efficientnet-edgetpu-M": (1.0, 1.1, 240, 0.2),
+    "efficientnet-edgetpu-L": (1.2, 1.4, 300, 0.3),
+}
+PUBLISHED_EFFICIENTNET = {
+    "efficientnet-b0": (1.0, 1.0, 224, 0.2), "efficientnet-b1": (1.0, 1.1, 240, 0.2),
+    "efficientnet-b2": (1.1, 1.2, 260, 0.3), "efficientnet-b3": (1.2, 1.4, 300, 0.3),
+    "efficientnet-b4": (1.4, 1.8, 380, 0.4), "efficientnet-b5": (1.6, 2.2, 456, 0.4),
+    "efficientnet-b6": (1.8, 2.6, 528, 0.5), "efficientnet-b7": (2.0, 3.1, 600, 0.5),
+}
+# keras.applications.EfficientNetB0..B7 "Total params" (1000 classes, as its model summaries print them).
+KERAS_TOTAL_PARAMS = {
+    "efficientnet-b0": 5_330_571, "efficientnet-b1": 7_856_239, "efficientnet-b2": 9_177_569,
+    "efficientnet-b3": 12_320_535, "efficientnet-b4": 19_466_823, "efficientnet-b5": 30_562_527,
+    "efficientnet-b6": 43_265_143, "efficientnet-b7": 66_658_687,
+}
+
+
+def _coefficients(spec):
+    return (spec.width, spec.depth, spec.resolution, spec.dropout)
+
+
+@pytest.mark.parametrize("preset, base, published", [("edgetpu", S, PUBLISHED_EDGETPU),
+                                                     ("efficientnet", B0, PUBLISHED_EFFICIENTNET)])
+def test_presets_and_registry_carry_the_published_coefficients(preset, base, published):
+    family = apply_preset(base, preset)
+    assert {spec.name: _coefficients(spec) for spec in family} == published
+    assert {name: _coefficients(REGISTRY[name]) for name in published} == published
+
+
+def _keras_non_trainable(spec):
+    """Batch-norm moving mean and variance of every normalised channel, plus keras.applications'
+    input Normalization layer (mean 3, variance 3, count 1)."""
+    channels = 0
+    for layer in spec.layers():
+        if layer.kind == "stem":
+            channels += layer.out_ch
+        elif layer.kind == "head":
+            channels += layer.expanded_ch  # the head's 1x1 conv; the dense layer has no batch norm
+        else:
+            channels += (layer.expanded_ch if layer.expand_ratio != 1 else 0) + layer.expanded_ch + layer.out_ch
+    return 2 * channels + 7
+
+
+@pytest.mark.parametrize("name", list(KERAS_TOTAL_PARAMS))
+def test_efficientnet_params_equal_the_published_keras_totals(name):
+    spec = apply_preset(B0, "efficientnet")[int(name[-1])]
+    assert spec.name == name
+    assert count_params(spec) + _keras_non_trainable(spec) == KERAS_TOTAL_PARAMS[name]
+
+
+def test_efficientnet_b0_keras_model_has_the_published_parameter_count():
+    from search_space.builder import build_model
+
+    model = build_model(B0)
+    assert model.count_params() + 7 == KERAS_TOTAL_PARAMS["efficientnet-b0"]  # + keras' Normalization layer
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 5_288_548  # its "Trainable params"
 
 
 def test_preset_on_another_base_composes_and_names_by_label():
