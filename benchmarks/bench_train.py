@@ -79,9 +79,11 @@ def throughput(spec) -> tuple[float, float, list[float]]:
 
         def update_step(self, grad, variable, learning_rate):
             i = self._get_variable_index(variable)
-            tf.raw_ops.ResourceApplyRMSProp(var=variable.value.handle, ms=self.ms[i].value.handle,
-                                            mom=self.mom[i].value.handle, lr=learning_rate, rho=0.9,
-                                            momentum=0.9, epsilon=1e-3, grad=grad)
+            # Keras hands update_step the backend tf.Variable; its own slots are Keras variables.
+            handle = lambda v: v.handle if hasattr(v, "handle") else v.value.handle  # noqa: E731
+            tf.raw_ops.ResourceApplyRMSProp(var=handle(variable), ms=handle(self.ms[i]), mom=handle(self.mom[i]),
+                                            lr=tf.cast(learning_rate, grad.dtype), rho=0.9, momentum=0.9,
+                                            epsilon=1e-3, grad=grad)
 
     fit_model = build_model(spec, seed=0)
     fit_model.compile(TF1RMSProp(learning_rate=0.01),
