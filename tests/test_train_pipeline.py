@@ -1,8 +1,8 @@
 """The whole pipeline through the CLI: search -> scale -> train -> export full-int8 -> eval of the int8 file.
 
 The searched and scaled specs are full-size (224 px); they are trained here shrunk (width x 0.25,
-32 px), as the search's proxy trains them, so that the test runs on a laptop CPU. The default run
-has a reduced version (no search: the search's tiny skeleton as the base), also slow.
+32 px), as the search's proxy trains them, so that the test runs on a laptop CPU. A reduced version
+(no search: the search's tiny skeleton as the base) is slow too: over the default run's ~60 s budget.
 """
 
 import dataclasses
