@@ -151,3 +151,28 @@ def test_policies_traced_equal_eager(policy):
     assert ds.element_spec.shape == (16, 16, 3)
     for seed, out in zip(seeds, ds):
         np.testing.assert_array_equal(out.numpy(), _policy(policy)(image, seed).numpy())
+
+
+@pytest.mark.slow  # traces the input pipeline with the policy: ~20-40 s on 2 shared cores
+def test_train_dataset_with_randaugment_is_a_function_of_seed_and_epoch():
+    """`train.augment: randaugment` through the real input pipeline: same (seed, epoch) -> same batch."""
+    import dataclasses
+
+    from nas.train import data
+    from nas.train.recipe import TrainConfig, resolve
+    from tests.export_helpers import tiny_spec
+
+    images = RNG.integers(0, 256, size=(64, 16, 16, 3), dtype=np.uint8)
+    labels = np.arange(64) % 2
+    recipe, line = resolve(TrainConfig(augment="randaugment", batch_size=32, epochs=2), len(labels))
+    assert line.endswith("; randaugment")
+    spec = dataclasses.replace(tiny_spec(), resolution=16)
+    first = [b[0].numpy() for b in data.train_dataset(images, labels, recipe, spec, epoch=1)]
+    again = [b[0].numpy() for b in data.train_dataset(images, labels, recipe, spec, epoch=1)]
+    other = [b[0].numpy() for b in data.train_dataset(images, labels, recipe, spec, epoch=0)]
+    assert len(first) == 2 and first[0].shape == (32, 16, 16, 3)
+    np.testing.assert_array_equal(first[0], again[0])
+    assert not np.array_equal(first[0], other[0])
+    pixels = first[0] * np.asarray(spec.std, np.float32) + np.asarray(spec.mean, np.float32)
+    assert pixels.min() >= -1e-3 and pixels.max() <= 255 + 1e-3
+    np.testing.assert_allclose(pixels, np.round(pixels), atol=1e-3)  # whole uint8 values after augmenting
