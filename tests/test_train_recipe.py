@@ -59,12 +59,12 @@ def test_moving_average_matches_tf1_with_num_updates():
     ours = MovingAverage([value], 0.9999)
     ref.apply([value])  # creates the shadow at the variable's value (and averages once at n = 0)
     ours_shadow = ours.shadows[0]
-    ours.update(ours_shadow, value, ours.decay_at(0))
+    ours.update(ours_shadow, value, 1.0 - ours.decay_at(0))
     for i, g in enumerate(_grads(30, (4,), seed=3)):
         value.assign_add(g)
         step.assign(i + 1)  # the reference averages after the optimizer has incremented the step
         ref.apply([value])
-        ours.update(ours_shadow, value, ours.decay_at(i + 1))
+        ours.update(ours_shadow, value, 1.0 - ours.decay_at(i + 1))
         np.testing.assert_allclose(ours_shadow.numpy(), ref.average(value).numpy(), rtol=1e-6, atol=1e-7)
     assert float(ours.decay_at(1)) == pytest.approx(2 / 11)
     assert float(ours.decay_at(10 ** 7)) == pytest.approx(0.9999)

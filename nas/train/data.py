@@ -41,7 +41,8 @@ def preprocess_train(image, seed, resolution: int, config):
     if config.flip:
         image = tf.image.stateless_random_flip_left_right(image, seeds[1])
     if config.augment != "none":
-        image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        # The reference clips and casts (truncates) the resized floats to uint8 before augmenting.
+        image = tf.cast(tf.clip_by_value(image, 0.0, 255.0), tf.uint8)
         if config.augment == "randaugment":
             image = augment.randaugment(image, seeds[2], config.randaugment_layers, config.randaugment_magnitude)
         else:

@@ -50,6 +50,8 @@ def worker_index() -> int:
 
 def describe(strategy) -> str:
     name = type(strategy).__name__
+    # TF 2.21's MultiWorkerMirroredStrategy() is an instance of its implementation class.
+    name = {"CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy"}.get(name, name)
     if name == "_DefaultDistributionStrategy":
         return "one device"
     return f"{name}, {strategy.num_replicas_in_sync} replicas"

@@ -61,10 +61,11 @@ class Trainer:
             for g, v, a, b in zip(reduced, tvars, opt.slots[0], opt.slots[1]):
                 updates.append(dist.extended.update(
                     v, lambda var, g, a, b: opt.apply(var, g, a, b, lr, step), args=(g, a, b), group=False))
-            decay = ema.decay_at(step + 1)  # the average sees the incremented step, as TF1's did
+            # The average sees the incremented step, as TF1's did; 1 - decay once, not per variable.
+            one_minus = 1.0 - ema.decay_at(step + 1)
             with tf.control_dependencies(tf.nest.flatten(updates)):
                 for shadow, v in zip(ema.shadows, avars):
-                    dist.extended.update(shadow, lambda s, v: ema.update(s, v, decay), args=(v,), group=False)
+                    dist.extended.update(shadow, lambda s, v: ema.update(s, v, one_minus), args=(v,), group=False)
 
         def replica(images, labels, lr, step):
             with tf.GradientTape() as tape:

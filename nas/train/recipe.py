@@ -108,8 +108,6 @@ def auto_batch(images: int) -> int:
 
 
 def resolve(config: TrainConfig, train_images: int, replicas: int = 1) -> tuple[Recipe, str]:
-    if config.augment != "none":  # augment.py is a stub: say so rather than train without it silently
-        raise ConfigError(f"train.augment: '{config.augment}' is not implemented yet in nas train; use 'none'")
     preset = config.preset
     if preset == "auto":
         preset = "reference" if train_images >= SMALL_DATA else "small"

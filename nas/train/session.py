@@ -45,12 +45,11 @@ def _init_from(model, spec, path: str, fused_stride_on) -> str:
 
     ckpt = open_checkpoint(path)
     source_spec = ckpt.spec or spec
-    if ckpt.spec is None:  # a released checkpoint: its own class count (1001), the registered layout
-        from search_space import REGISTRY
-
-        registered = REGISTRY.get(ckpt.model_name or "")
-        source_spec = dataclasses.replace(spec, num_classes=registered.num_classes if registered else 1001,
-                                          include_background=True)
+    if ckpt.spec is None:  # a released checkpoint: its own class count, read off its classifier
+        head = ckpt.shapes.get(f"{ckpt.model_name}/head/dense/kernel")
+        classes = head[-1] if head else 1001
+        # Released ImageNet checkpoints have 1001 outputs: class 0 is the background label.
+        source_spec = dataclasses.replace(spec, num_classes=classes, include_background=classes == 1001)
     else:
         source_spec = dataclasses.replace(spec, num_classes=ckpt.spec.num_classes,
                                           include_background=ckpt.spec.include_background)
