@@ -1,0 +1,179 @@
+"""Does the default search's controller learn? Reward per quarter of the run, controller vs random.
+
+For each seed and controller, runs the search of a config (default: experiments/edgetpu.yaml, its
+real proxy training) or, with `--objective surrogate`, the same loop on bench_controllers.py's
+spec-only objective (the soft reward of `sim` latency and a surrogate accuracy: seconds, not
+minutes), and records: mean reward of each quarter of the trials (in proposal order), the best
+reward, the median predicted latency of the last quarter against the target, distinct
+architectures proposed, and wall time. `--set controller.advantage=batch` (repeatable) overrides
+any config value, so a candidate setting runs on exactly the default config otherwise.
+
+Rows accumulate in `results/bench_search_quality.json` (one per objective, variant, controller and
+seed: a later run of the same key replaces it), and the markdown is rebuilt from all of them, so the
+figures can be gathered over several invocations as CPU time allows.
+
+    .venv/bin/python benchmarks/bench_search_quality.py [--objective config|surrogate] [--seeds 0 1 2 3 4]
+        [--controllers mnas random] [--trials N] [--set KEY=VALUE ...] [--label NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import RESULTS, markdown_table, write_results  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+STORE = RESULTS / "bench_search_quality.json"
+
+
+def quarters(values: list[float]) -> list[float]:
+    """Means of the four quarters of `values` in order (the last quarter takes any remainder)."""
+    n = len(values) // 4
+    cuts = [0, n, 2 * n, 3 * n, len(values)]
+    return [statistics.mean(values[a:b]) for a, b in zip(cuts, cuts[1:])]
+
+
+def summarise(rewards: list[float], latencies: list[float], archs: list[tuple], target: float, wall: float) -> dict:
+    q = quarters(rewards)
+    last = latencies[3 * (len(latencies) // 4):]
+    return {"quarters": q, "mean": statistics.mean(rewards), "best": max(rewards),
+            "last_latency_ratio": statistics.median(last) / target, "distinct": len(set(archs)),
+            "trials": len(rewards), "wall_s": wall}
+
+
+def _assign(data: dict, key: str, text: str) -> None:
+    *path, leaf = key.split(".")
+    for part in path:
+        data = data.setdefault(part, {})
+    data[leaf] = yaml.safe_load(text)
+
+
+def run_config(config_path: str, controller: str, seed: int, trials: int | None, sets: list[str]) -> dict:
+    from nas.search.config import config_from_dict, load_config
+    from nas.search.loop import Search
+
+    data = load_config(config_path).to_dict()
+    data["run"]["seed"] = seed
+    if trials:
+        data["run"]["trials"] = trials
+    for item in sets:
+        key, _, value = item.partition("=")
+        _assign(data, key, value)
+    if controller != data["controller"]["name"]:
+        data["controller"] = {"name": controller}  # another controller at its own defaults
+    config = config_from_dict(data)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        search = Search(config, Path(tmp) / "run", say=lambda _: None)
+        done = sorted(search.run(), key=lambda t: t.trial)
+    wall = time.perf_counter() - start
+    ok = [t for t in done if t.ok]
+    return summarise([t.reward for t in done if t.reward is not None], [t.latency_ms for t in ok],
+                     [tuple(t.decisions) for t in done], search.target_ms, wall)
+
+
+def run_surrogate(controller: str, seed: int, trials: int, sets: list[str]) -> dict:
+    from bench_controllers import Objective
+    from nas.controllers import CONTROLLERS, make_controller
+    from nas.common.schema import read_section
+
+    data = yaml.safe_load((ROOT / "experiments/edgetpu.yaml").read_text())["controller"]
+    for item in sets:
+        key, _, value = item.partition("=")
+        if key.startswith("controller."):
+            _assign(data, key.split(".", 1)[1], value)
+    if controller != data["name"]:
+        data = {"name": controller}
+    options = read_section(CONTROLLERS.get(controller).Options, data, "controller", skip=("name",))
+    objective = Objective()
+    c = make_controller(controller, objective.space.cardinalities, options, seed=seed)
+    rewards, latencies, archs = [], [], []
+    start = time.perf_counter()
+    for _ in range(trials):
+        d = c.ask()
+        r = objective(d)
+        c.tell(d, r)
+        rewards.append(r)
+        latencies.append(objective.latency.predict_ms(objective.space.to_spec(d)))
+        archs.append(tuple(d))
+    return summarise(rewards, latencies, archs, objective.target, time.perf_counter() - start)
+
+
+def _goals(mnas: dict, random_mean: float | None) -> str:
+    q = mnas["quarters"]
+    marks = [f"Q4/Q1 {q[3] / q[0]:.2f}" + (" ok" if q[3] >= 1.1 * q[0] else " no")]
+    if random_mean is not None:
+        marks.append(f"Q4/random {q[3] / random_mean:.2f}" + (" ok" if q[3] >= 1.15 * random_mean else " no"))
+    marks.append(f"latency {'ok' if abs(mnas['last_latency_ratio'] - 1) <= 0.3 else 'no'}")
+    return ", ".join(marks)
+
+
+def render(rows: list[dict]) -> str:
+    body = []
+    for objective in ("config", "surrogate"):
+        mine = [r for r in rows if r["objective"] == objective]
+        if not mine:
+            continue
+        body += [f"## Objective: {objective}", ""]
+        table = []
+        for r in sorted(mine, key=lambda r: (r["variant"], r["controller"], r["seed"])):
+            s = r["result"]
+            random_row = next((x for x in mine if x["controller"] == "random" and x["seed"] == r["seed"]
+                               and x["trials"] == r["trials"]), None)
+            goals = _goals(s, random_row["result"]["mean"] if random_row else None) if r["controller"] != "random" else ""
+            table.append([r["variant"], r["controller"], r["seed"], s["trials"], *(f"{v:.3f}" for v in s["quarters"]),
+                          f"{s['best']:.3f}", f"{s['last_latency_ratio']:.2f}", s["distinct"], f"{s['wall_s']:.0f}", goals])
+        body += markdown_table(["variant", "controller", "seed", "trials", "Q1", "Q2", "Q3", "Q4", "best",
+                                "Q4 median latency / target", "distinct archs", "wall s", "goals"], table) + [""]
+    body += ["Q1..Q4: mean reward of each quarter of the trials in proposal order. Goals: Q4 >= 1.1 x Q1; "
+             "Q4 >= 1.15 x the random controller's whole-run mean (same seed, same trials); Q4 median predicted "
+             "latency within +-30% of the target. `variant` names the `--set` overrides (`default`: the config "
+             "as committed). The surrogate objective is bench_controllers.py's (no training). Seeds not listed "
+             "were not run."]
+    return "\n".join(body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--objective", choices=("config", "surrogate"), default="config")
+    parser.add_argument("--config", default=str(ROOT / "experiments/edgetpu.yaml"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--controllers", nargs="+", default=["mnas", "random"])
+    parser.add_argument("--trials", type=int, default=None, help="default: the config's run.trials")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--label", default=None, help="the variant's name (default: the --set list)")
+    args = parser.parse_args()
+
+    variant = args.label or (" ".join(args.sets) or "default")
+    rows = json.loads(STORE.read_text()) if STORE.exists() else []
+    for seed in args.seeds:
+        for controller in args.controllers:
+            if args.objective == "config":
+                result = run_config(args.config, controller, seed, args.trials, args.sets)
+            else:
+                result = run_surrogate(controller, seed, args.trials or 40, args.sets)
+            label = "default" if controller == "random" else variant  # random ignores controller settings
+            key = (args.objective, label, controller, seed, result["trials"])
+            rows = [r for r in rows if (r["objective"], r["variant"], r["controller"], r["seed"], r["trials"]) != key]
+            rows.append({"objective": args.objective, "variant": label, "controller": controller, "seed": seed,
+                         "trials": result["trials"], "result": result})
+            print(f"{args.objective} {label} {controller} seed {seed}: quarters "
+                  f"{' '.join(f'{v:.3f}' for v in result['quarters'])}, best {result['best']:.3f}, latency/target "
+                  f"{result['last_latency_ratio']:.2f}, {result['distinct']} distinct, {result['wall_s']:.0f} s", flush=True)
+            STORE.write_text(json.dumps(rows, indent=1))
+            write_results("bench_search_quality", "Search quality: does the controller learn?", render(rows))
+
+
+if __name__ == "__main__":
+    main()
