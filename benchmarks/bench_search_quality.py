@@ -198,7 +198,6 @@ def main() -> None:
     args = parser.parse_args()
 
     variant = args.label or (" ".join(args.sets) or "default")
-    rows = json.loads(STORE.read_text()) if STORE.exists() else []
     for seed in args.seeds:
         for controller in args.controllers:
             if args.objective == "config":
@@ -207,6 +206,7 @@ def main() -> None:
                 result = run_surrogate(controller, seed, args.trials or 40, args.sets, args.objective == "noisy")
             label = "default" if controller == "random" else variant  # random ignores controller settings
             key = (args.objective, label, controller, seed, result["trials"])
+            rows = json.loads(STORE.read_text()) if STORE.exists() else []  # another invocation may have added rows
             rows = [r for r in rows if (r["objective"], r["variant"], r["controller"], r["seed"], r["trials"]) != key]
             rows.append({"objective": args.objective, "variant": label, "controller": controller, "seed": seed,
                          "trials": result["trials"], "result": result})

@@ -22,7 +22,7 @@ from search_space.registry import REGISTRY
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = load_config(ROOT / "experiments/edgetpu.yaml")
 # The robust settings this project measured (benchmarks/results/bench_search_quality.md).
-ROBUST = dict(advantage="batch", unique=True, learning_rate=0.01)
+ROBUST = dict(advantage="batch", unique=True, learning_rate=0.02)
 
 
 class Surrogate:
