@@ -103,7 +103,10 @@ def report(store: dict, n: int, seeds: list[int], variants: list[str], reference
         rows.append([variant, len(done), len(seeds), f"{statistics.mean(means):.3f}", f"{within:.3f}", f"{across:.3f}",
                      f"{across / within:.1f}", f"{tau:.2f} (N={len(paired)})", f"{secs:.1f}"])
     ref_secs = [store[f"reference|{i}|0"]["seconds"] for i in range(n) if f"reference|{i}|0" in store]
-    body = markdown_table(["proxy", "architectures", "seeds", "mean accuracy", "within-arch std", "across-arch std",
+    trained = {v: sum(k.startswith(f"{v}|") for k in store) for v in [*variants, "reference"]}
+    body = [f"Trials stored: {', '.join(f'{v} {c}' for v, c in trained.items())}. A variant needs at least two "
+            f"architectures with all {len(seeds)} seeds to get a row.", ""]
+    body += markdown_table(["proxy", "architectures", "seeds", "mean accuracy", "within-arch std", "across-arch std",
                            "SNR", "Kendall tau vs reference", "s / trial"], rows)
     body += ["", f"Reference: {reference_epochs} epochs (10x the default proxy's optimiser steps) at "
              f"{REFERENCE['resolution']} px, strides {REFERENCE['strides']} (every stage on >= 2x2 maps), seed 0, same "
@@ -126,15 +129,16 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--reference-epochs", type=int, default=20)
     parser.add_argument("--no-reference", action="store_true", help="train the variants only")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the markdown from what is stored")
     args = parser.parse_args()
 
     config = load_config(args.config)
     archs = architectures(config.space, args.archs)
     seeds = list(range(args.seeds))
     store = json.loads(STORE.read_text()) if STORE.exists() else {}
-    for variant in args.variants:
+    for variant in [] if args.report_only else args.variants:
         train(config, VARIANTS[variant], archs, seeds, variant, store)
-    if not args.no_reference:
+    if not (args.no_reference or args.report_only):
         train(config, {**REFERENCE, "epochs": args.reference_epochs}, archs, [0], "reference", store)
     path = write_results("bench_proxy_fidelity", "Proxy fidelity: seed noise, rank agreement, cost",
                          report(store, args.archs, seeds, args.variants, args.reference_epochs))

@@ -122,6 +122,19 @@ class NoisyObjective:
         return self.reward(min(max(acc, 0.0), 1.0), self.latency.predict_ms(spec))
 
 
+def from_run(run_dir: str) -> dict:
+    """A row from an existing run directory (finished or still running: the trials journaled so far)."""
+    from nas.search.config import make_latency
+    from nas.search.journal import Journal
+    from nas.search.loop import load_run_config
+
+    root = Path(run_dir)
+    done = sorted(Journal(root / "journal.jsonl").read(), key=lambda t: t.trial)
+    _, target = make_latency(load_run_config(root))
+    return summarise([t.reward for t in done if t.reward is not None], [t.latency_ms for t in done if t.ok],
+                     [tuple(t.decisions) for t in done], target, sum(t.wall_s for t in done))
+
+
 def run_surrogate(controller: str, seed: int, trials: int, sets: list[str], noisy: bool = False) -> dict:
     from bench_controllers import Objective
     from nas.controllers import CONTROLLERS, make_controller
@@ -195,12 +208,16 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=None, help="default: the config's run.trials")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--label", default=None, help="the variant's name (default: the --set list)")
+    parser.add_argument("--from-run", default=None, metavar="RUN_DIR",
+                        help="record an existing run's journal (one seed, one controller) instead of running")
     args = parser.parse_args()
 
     variant = args.label or (" ".join(args.sets) or "default")
     for seed in args.seeds:
         for controller in args.controllers:
-            if args.objective == "config":
+            if args.from_run:
+                result = from_run(args.from_run)
+            elif args.objective == "config":
                 result = run_config(args.config, controller, seed, args.trials, args.sets)
             else:
                 result = run_surrogate(controller, seed, args.trials or 40, args.sets, args.objective == "noisy")
