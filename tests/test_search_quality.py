@@ -152,3 +152,21 @@ def test_bad_proxy_strides_are_config_errors(text):
 def test_proxy_strides_must_match_the_stage_count():
     with pytest.raises(ConfigError, match="proxy.strides: 2 strides given, the candidate has 6 stages"):
         shrink(DEFAULT.space.skeleton, ProxyConfig(strides="1,2"), 10, False)
+
+
+def test_the_built_proxy_model_has_the_computed_map_sizes():
+    """visibility.py's arithmetic is the builder's: the Keras model of the strides proxy ends its
+    blocks on the map size `stage_maps` computes, and still classifies."""
+    import keras
+
+    from search_space.builder import build_model
+
+    proxy = dataclasses.replace(DEFAULT.proxy, strides="1,1,2,1,1,2")
+    small = shrink(DEFAULT.space.skeleton, proxy, 10, False)
+    model = build_model(small, seed=0, drop_connect=False)
+    last = stage_maps(DEFAULT.space.skeleton, proxy)[-1]
+    expected = -(-last.sizes[0] // 2)  # stage 5 keeps its stride 2
+    shapes = [layer.output.shape for layer in model.layers if layer.name.startswith("blocks_")]
+    assert tuple(shapes[-1][1:3]) == (expected, expected)
+    assert model(np.zeros((1, 16, 16, 3), np.float32)).shape == (1, 10)
+    keras.backend.clear_session()
