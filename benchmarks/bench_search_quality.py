@@ -184,8 +184,10 @@ def render(rows: list[dict]) -> str:
         table = []
         for r in sorted(mine, key=lambda r: (r["variant"], r["controller"], r["seed"])):
             s = r["result"]
-            random_row = next((x for x in mine if x["controller"] == "random" and x["seed"] == r["seed"]
-                               and x["trials"] == r["trials"]), None)
+            randoms = [x for x in mine if x["controller"] == "random" and x["seed"] == r["seed"]
+                       and x["trials"] == r["trials"] and x["variant"] in (r["variant"], "default")]
+            # the same variant's random run (same reward) if there is one, else the default's
+            random_row = max(randoms, key=lambda x: x["variant"] == r["variant"], default=None)
             goals = _goals(s, random_row["result"]["mean"] if random_row else None) if r["controller"] != "random" else ""
             table.append([r["variant"], r["controller"], r["seed"], s["trials"], *(f"{v:.3f}" for v in s["quarters"]),
                           f"{s['best']:.3f}", f"{s['last_latency_ratio']:.2f}", s["distinct"], f"{s['wall_s']:.0f}", goals])
@@ -221,7 +223,9 @@ def main() -> None:
                 result = run_config(args.config, controller, seed, args.trials, args.sets)
             else:
                 result = run_surrogate(controller, seed, args.trials or 40, args.sets, args.objective == "noisy")
-            label = "default" if controller == "random" else variant  # random ignores controller settings
+            # random ignores controller settings, but not the reward's
+            shared = any(not item.startswith("controller.") for item in args.sets)
+            label = variant if controller != "random" or shared else "default"
             key = (args.objective, label, controller, seed, result["trials"])
             rows = json.loads(STORE.read_text()) if STORE.exists() else []  # another invocation may have added rows
             rows = [r for r in rows if (r["objective"], r["variant"], r["controller"], r["seed"], r["trials"]) != key]
