@@ -197,7 +197,9 @@ def render(rows: list[dict]) -> str:
              "Q4 >= 1.15 x the random controller's whole-run mean (same seed, same trials); Q4 median predicted "
              "latency within +-30% of the target. `variant` names the `--set` overrides (`default`: the config "
              "as committed). surrogate: bench_controllers.py's objective (no training); noisy: the same with the "
-             "pilot's accuracy spread (0.162) and seed noise (0.053). Seeds not listed were not run."]
+             "pilot's accuracy spread (0.162) and seed noise (0.053). Seeds not listed were not run. Wall "
+             "times are on a 2-core machine shared with other jobs (the config row ran at 3 to 5x the idle "
+             "time per trial)."]
     return "\n".join(body)
 
 
