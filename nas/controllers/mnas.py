@@ -12,6 +12,17 @@ A_i = reward_i - baseline with the baseline an exponential moving average of rew
 `baseline_decay`, NASNet's 0.95), and H_i the summed per-step entropy along sequence i (a bonus
 that keeps the policy exploring). Defaults suit a few hundred samples; the paper's runs sampled
 about 8,000 models with NASNet's smaller learning rate (0.00035) and entropy weight (1e-5).
+
+Two options make tiny budgets (a few PPO updates over batches of 8) robust:
+
+- `advantage: batch` normalises A_i within the batch, `(r_i - mean) / std`. With the moving-average
+  baseline, a batch that lands below the baseline has only negative advantages, and the update
+  pushes the policy away from everything it just sampled, good or bad, into regions it has never
+  seen; batch-normalised advantages always rank the batch's own samples against each other (half
+  up, half down) and do not depend on the reward's scale, so one learning rate suits any objective.
+- `unique: true` redraws (up to `UNIQUE_TRIES` times) a sequence this controller has already
+  proposed: the runner would train it again for a reward it already knows, and a repeat carries no
+  new ranking information. The log-probability kept is the accepted draw's own.
 """
 
 from __future__ import annotations
@@ -26,6 +37,9 @@ from nas.controllers.base import register_controller, Controller, batch_open, ar
 from nas.controllers.lstm import LstmPolicy
 from nas.common.schema import setting
 
+ADVANTAGES = ("baseline", "batch")
+UNIQUE_TRIES = 50  # then a repeat is accepted: a policy that has converged keeps proposing its mode
+
 
 @dataclass(frozen=True)
 class MnasOptions:
@@ -38,6 +52,8 @@ class MnasOptions:
     entropy_weight: float = setting(0.001, min=0.0)
     baseline_decay: float = setting(0.95, min=0.0, max=1.0)
     init_range: float = setting(0.1, above=0.0)
+    advantage: str = setting("baseline", choices=ADVANTAGES)  # batch: (r - batch mean) / batch std
+    unique: bool = False  # redraw a sequence already proposed
 
 
 def ppo_objective(policy: LstmPolicy, actions: np.ndarray, advantages: np.ndarray, old_logp: np.ndarray,
@@ -85,12 +101,19 @@ class MnasController(Controller):
         self.pending: list[tuple[list[int], float]] = []  # asked, not yet told: (steps, log p when sampled)
         self.batch: list[tuple[list[int], float, float]] = []  # told, awaiting the update: (steps, reward, log p)
         self.updates = 0
+        self.seen: set[tuple[int, ...]] = set()  # every sequence proposed (`unique`)
 
     def can_ask(self) -> bool:
         return batch_open(self.asked, self.told, self.options.batch_size)
 
     def _ask(self) -> list[int]:
         steps, logp = self.policy.sample(self.rng) if self.free else ([], 0.0)
+        if self.options.unique:
+            for _ in range(UNIQUE_TRIES):
+                if tuple(steps) not in self.seen:
+                    break
+                steps, logp = self.policy.sample(self.rng)
+            self.seen.add(tuple(steps))
         self.pending.append((steps, logp))
         out = [0] * len(self.cardinalities)
         for i, a in zip(self.free, steps):
@@ -116,7 +139,11 @@ class MnasController(Controller):
         if self.free:
             actions = np.array([s for s, _, _ in self.batch], dtype=np.int64)
             old_logp = np.array([lp for _, _, lp in self.batch])
-            advantages = rewards - baseline
+            if o.advantage == "batch":
+                # A batch of equal rewards carries no ranking: zero advantages (entropy term only).
+                advantages = (rewards - rewards.mean()) / max(rewards.std(), 1e-8)
+            else:
+                advantages = rewards - baseline
             for _ in range(o.ppo_epochs):
                 _, grads = ppo_objective(self.policy, actions, advantages, old_logp, o.clip, o.entropy_weight)
                 self.adam.ascend(self.policy.params, grads)
@@ -128,7 +155,7 @@ class MnasController(Controller):
 
     def _state(self) -> dict[str, Any]:
         return {"params": arrays_to_lists(self.policy.params), "adam": self.adam.state(),
-                "baseline": self.baseline, "updates": self.updates,
+                "baseline": self.baseline, "updates": self.updates, "seen": sorted(list(s) for s in self.seen),
                 "pending": [[s, lp] for s, lp in self.pending],
                 "batch": [[s, r, lp] for s, r, lp in self.batch]}
 
@@ -136,5 +163,6 @@ class MnasController(Controller):
         self.policy.params = lists_to_arrays(state["params"])
         self.adam.load_state(state["adam"])
         self.baseline, self.updates = state["baseline"], state["updates"]
+        self.seen = {tuple(s) for s in state.get("seen", [])}
         self.pending = [(list(s), float(lp)) for s, lp in state["pending"]]
         self.batch = [(list(s), float(r), float(lp)) for s, r, lp in state["batch"]]

@@ -61,6 +61,26 @@ class ProxyConfig:
     learning_rate: float = setting(0.005, above=0.0)  # suits adam; sgd wants about 0.1
     momentum: float = setting(0.9, min=0.0, max=0.999)  # sgd: Nesterov momentum; adam: beta1
     deterministic: bool = True
+    # Per-stage strides of the candidate the proxy trains ("1,1,2,1,1,2"; null: the candidate's own).
+    # At a small proxy resolution the skeleton's total stride 32 leaves the late stages on 1x1 maps,
+    # where no kernel choice can matter; CIFAR variants of mobile networks drop strides for the same
+    # reason. Latency is still predicted for the full-size candidate with its own strides.
+    strides: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.strides is not None:
+            parse_strides(self.strides)
+
+
+def parse_strides(text: str) -> tuple[int, ...]:
+    """"1,1,2" -> (1, 1, 2); a ConfigError naming `proxy.strides` otherwise."""
+    try:
+        strides = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        strides = ()
+    if not strides or any(s not in (1, 2) for s in strides):
+        raise ConfigError(f"proxy.strides: expected comma-separated strides of 1 or 2, one per stage, got {text!r}")
+    return strides
 
 
 @dataclass(frozen=True)
@@ -75,9 +95,15 @@ class TrialFailed(Exception):
 
 
 def shrink(spec: ModelSpec, config: ProxyConfig, num_classes: int, include_background: bool) -> ModelSpec:
-    """The spec the proxy trains: proxy resolution and width, the data's classes."""
+    """The spec the proxy trains: proxy resolution, width and strides, the data's classes."""
+    blocks = spec.blocks
+    if config.strides is not None:
+        strides = parse_strides(config.strides)
+        if len(strides) != len(blocks):
+            raise ConfigError(f"proxy.strides: {len(strides)} strides given, the candidate has {len(blocks)} stages")
+        blocks = tuple(dataclasses.replace(b, stride=s) for b, s in zip(blocks, strides))
     return dataclasses.replace(
-        spec, resolution=config.resolution or spec.resolution, width=spec.width * config.width,
+        spec, blocks=blocks, resolution=config.resolution or spec.resolution, width=spec.width * config.width,
         num_classes=num_classes, include_background=include_background and num_classes >= 2,
     )
 

@@ -1,0 +1,244 @@
+"""Does the default search's controller learn? Reward per quarter of the run, controller vs random.
+
+For each seed and controller, runs the search of a config (default: experiments/edgetpu.yaml, its
+real proxy training) or, with `--objective surrogate`, the same loop on bench_controllers.py's
+spec-only objective (the soft reward of `sim` latency and a surrogate accuracy: seconds, not
+minutes). `--objective noisy` gives that surrogate the real proxy's statistics as the issue's pilot
+measured them (10 random architectures x 3 seeds of the default proxy): accuracies spread with
+std 0.162 across architectures around 0.6, plus seed noise of std 0.053 drawn afresh for every
+trial (a repeat is trained again). The plain surrogate's accuracy varies by ~0.01 and its reward is
+nearly all latency; the noisy one is where a controller tuned for a noiseless objective breaks.
+It records: mean reward of each quarter of the trials (in proposal order), the best
+reward, the median predicted latency of the last quarter against the target, distinct
+architectures proposed, and wall time. `--set controller.advantage=batch` (repeatable) overrides
+any config value, so a candidate setting runs on exactly the default config otherwise.
+
+Rows accumulate in `results/bench_search_quality.json` (one per objective, variant, controller and
+seed: a later run of the same key replaces it), and the markdown is rebuilt from all of them, so the
+figures can be gathered over several invocations as CPU time allows.
+
+    .venv/bin/python benchmarks/bench_search_quality.py [--objective config|surrogate] [--seeds 0 1 2 3 4]
+        [--controllers mnas random] [--trials N] [--set KEY=VALUE ...] [--label NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import RESULTS, markdown_table, write_results  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+STORE = RESULTS / "bench_search_quality.json"
+
+
+def quarters(values: list[float]) -> list[float]:
+    """Means of the four quarters of `values` in order (the last quarter takes any remainder)."""
+    n = len(values) // 4
+    cuts = [0, n, 2 * n, 3 * n, len(values)]
+    return [statistics.mean(values[a:b]) for a, b in zip(cuts, cuts[1:])]
+
+
+def summarise(rewards: list[float], latencies: list[float], archs: list[tuple], target: float, wall: float) -> dict:
+    q = quarters(rewards)
+    last = latencies[3 * (len(latencies) // 4):]
+    return {"quarters": q, "mean": statistics.mean(rewards), "best": max(rewards),
+            "last_latency_ratio": statistics.median(last) / target, "distinct": len(set(archs)),
+            "trials": len(rewards), "wall_s": wall}
+
+
+def _assign(data: dict, key: str, text: str) -> None:
+    *path, leaf = key.split(".")
+    for part in path:
+        data = data.setdefault(part, {})
+    data[leaf] = yaml.safe_load(text)
+
+
+def run_config(config_path: str, controller: str, seed: int, trials: int | None, sets: list[str]) -> dict:
+    from nas.search.config import config_from_dict, load_config
+    from nas.search.loop import Search
+
+    data = load_config(config_path).to_dict()
+    data["run"]["seed"] = seed
+    if trials:
+        data["run"]["trials"] = trials
+    for item in sets:
+        key, _, value = item.partition("=")
+        _assign(data, key, value)
+    if controller != data["controller"]["name"]:
+        data["controller"] = {"name": controller}  # another controller at its own defaults
+    config = config_from_dict(data)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        search = Search(config, Path(tmp) / "run", say=lambda _: None)
+        done = sorted(search.run(), key=lambda t: t.trial)
+    wall = time.perf_counter() - start
+    ok = [t for t in done if t.ok]
+    return summarise([t.reward for t in done if t.reward is not None], [t.latency_ms for t in ok],
+                     [tuple(t.decisions) for t in done], search.target_ms, wall)
+
+
+PILOT_MEAN, PILOT_SPREAD, PILOT_NOISE = 0.6, 0.162, 0.053
+_CALIBRATION: list[float] = []
+
+
+class NoisyObjective:
+    """bench_controllers.py's objective with the accuracy rescaled to the pilot's spread, plus noise."""
+
+    def __init__(self, seed: int, reward: dict | None = None):
+        import random
+
+        import numpy as np
+        from bench_controllers import Objective, surrogate_accuracy
+
+        self.base = Objective()
+        self.space, self.latency, self.target = self.base.space, self.base.latency, self.base.target
+        self._accuracy = surrogate_accuracy
+        if not _CALIBRATION:  # the surrogate's accuracy over random architectures: once per process
+            rng = random.Random(12345)
+            sample = [surrogate_accuracy(self.space.to_spec(self.space.sample(rng))) for _ in range(2000)]
+            _CALIBRATION.extend([float(np.mean(sample)), float(np.std(sample))])
+        self.mean, self.std = _CALIBRATION
+        self.noise = np.random.default_rng(1000 + seed)
+        from nas.common.schema import read_section
+        from nas.search.reward import RewardConfig, make_reward
+
+        self.reward = make_reward(read_section(RewardConfig, reward or {}, "reward"), self.target)
+
+    def __call__(self, decisions: list[int]) -> float:
+        spec = self.space.to_spec(decisions)
+        z = (self._accuracy(spec) - self.mean) / self.std
+        acc = PILOT_MEAN + PILOT_SPREAD * z + PILOT_NOISE * float(self.noise.standard_normal())
+        return self.reward(min(max(acc, 0.0), 1.0), self.latency.predict_ms(spec))
+
+
+def from_run(run_dir: str) -> dict:
+    """A row from an existing run directory (finished or still running: the trials journaled so far)."""
+    from nas.search.config import make_latency
+    from nas.search.journal import Journal
+    from nas.search.loop import load_run_config
+
+    root = Path(run_dir)
+    done = sorted(Journal(root / "journal.jsonl").read(), key=lambda t: t.trial)
+    _, target = make_latency(load_run_config(root))
+    return summarise([t.reward for t in done if t.reward is not None], [t.latency_ms for t in done if t.ok],
+                     [tuple(t.decisions) for t in done], target, sum(t.wall_s for t in done))
+
+
+def run_surrogate(controller: str, seed: int, trials: int, sets: list[str], noisy: bool = False) -> dict:
+    from bench_controllers import Objective
+    from nas.controllers import CONTROLLERS, make_controller
+    from nas.common.schema import read_section
+
+    config = yaml.safe_load((ROOT / "experiments/edgetpu.yaml").read_text())
+    data, reward = config["controller"], config["reward"]
+    for item in sets:
+        key, _, value = item.partition("=")
+        if key.startswith("controller."):
+            _assign(data, key.split(".", 1)[1], value)
+        elif key.startswith("reward.") and noisy:  # the plain surrogate keeps bench_controllers' soft reward
+            _assign(reward, key.split(".", 1)[1], value)
+    if controller != data["name"]:
+        data = {"name": controller}
+    options = read_section(CONTROLLERS.get(controller).Options, data, "controller", skip=("name",))
+    objective = NoisyObjective(seed, reward) if noisy else Objective()
+    c = make_controller(controller, objective.space.cardinalities, options, seed=seed)
+    rewards, latencies, archs = [], [], []
+    start = time.perf_counter()
+    for _ in range(trials):
+        d = c.ask()
+        r = objective(d)
+        c.tell(d, r)
+        rewards.append(r)
+        latencies.append(objective.latency.predict_ms(objective.space.to_spec(d)))
+        archs.append(tuple(d))
+    return summarise(rewards, latencies, archs, objective.target, time.perf_counter() - start)
+
+
+def _goals(mnas: dict, random_mean: float | None) -> str:
+    q = mnas["quarters"]
+    marks = [f"Q4/Q1 {q[3] / q[0]:.2f}" + (" ok" if q[3] >= 1.1 * q[0] else " no")]
+    if random_mean is not None:
+        marks.append(f"Q4/random {q[3] / random_mean:.2f}" + (" ok" if q[3] >= 1.15 * random_mean else " no"))
+    marks.append(f"latency {'ok' if abs(mnas['last_latency_ratio'] - 1) <= 0.3 else 'no'}")
+    return ", ".join(marks)
+
+
+def render(rows: list[dict]) -> str:
+    body = []
+    for objective in ("config", "noisy", "surrogate"):
+        mine = [r for r in rows if r["objective"] == objective]
+        if not mine:
+            continue
+        body += [f"## Objective: {objective}", ""]
+        table = []
+        for r in sorted(mine, key=lambda r: (r["variant"], r["controller"], r["seed"])):
+            s = r["result"]
+            randoms = [x for x in mine if x["controller"] == "random" and x["seed"] == r["seed"]
+                       and x["trials"] == r["trials"] and x["variant"] in (r["variant"], "default")]
+            # the same variant's random run (same reward) if there is one, else the default's
+            random_row = max(randoms, key=lambda x: x["variant"] == r["variant"], default=None)
+            goals = _goals(s, random_row["result"]["mean"] if random_row else None) if r["controller"] != "random" else ""
+            table.append([r["variant"], r["controller"], r["seed"], s["trials"], *(f"{v:.3f}" for v in s["quarters"]),
+                          f"{s['best']:.3f}", f"{s['last_latency_ratio']:.2f}", s["distinct"], f"{s['wall_s']:.0f}", goals])
+        body += markdown_table(["variant", "controller", "seed", "trials", "Q1", "Q2", "Q3", "Q4", "best",
+                                "Q4 median latency / target", "distinct archs", "wall s", "goals"], table) + [""]
+    body += ["Q1..Q4: mean reward of each quarter of the trials in proposal order. Goals: Q4 >= 1.1 x Q1; "
+             "Q4 >= 1.15 x the random controller's whole-run mean (same seed, same trials); Q4 median predicted "
+             "latency within +-30% of the target. `variant` names the `--set` overrides (`default`: the config "
+             "as committed). surrogate: bench_controllers.py's objective (no training); noisy: the same with the "
+             "pilot's accuracy spread (0.162) and seed noise (0.053). Seeds not listed were not run. Wall "
+             "times are on a 2-core machine shared with other jobs (the config row ran at 3 to 5x the idle "
+             "time per trial)."]
+    return "\n".join(body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--objective", choices=("config", "surrogate", "noisy"), default="config")
+    parser.add_argument("--config", default=str(ROOT / "experiments/edgetpu.yaml"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--controllers", nargs="+", default=["mnas", "random"])
+    parser.add_argument("--trials", type=int, default=None, help="default: the config's run.trials")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--label", default=None, help="the variant's name (default: the --set list)")
+    parser.add_argument("--from-run", default=None, metavar="RUN_DIR",
+                        help="record an existing run's journal (one seed, one controller) instead of running")
+    args = parser.parse_args()
+
+    variant = args.label or (" ".join(args.sets) or "default")
+    for seed in args.seeds:
+        for controller in args.controllers:
+            if args.from_run:
+                result = from_run(args.from_run)
+            elif args.objective == "config":
+                result = run_config(args.config, controller, seed, args.trials, args.sets)
+            else:
+                result = run_surrogate(controller, seed, args.trials or 40, args.sets, args.objective == "noisy")
+            # random ignores controller settings, but not the reward's
+            shared = any(not item.startswith("controller.") for item in args.sets)
+            label = variant if controller != "random" or shared else "default"
+            key = (args.objective, label, controller, seed, result["trials"])
+            rows = json.loads(STORE.read_text()) if STORE.exists() else []  # another invocation may have added rows
+            rows = [r for r in rows if (r["objective"], r["variant"], r["controller"], r["seed"], r["trials"]) != key]
+            rows.append({"objective": args.objective, "variant": label, "controller": controller, "seed": seed,
+                         "trials": result["trials"], "result": result})
+            print(f"{args.objective} {label} {controller} seed {seed}: quarters "
+                  f"{' '.join(f'{v:.3f}' for v in result['quarters'])}, best {result['best']:.3f}, latency/target "
+                  f"{result['last_latency_ratio']:.2f}, {result['distinct']} distinct, {result['wall_s']:.0f} s", flush=True)
+            STORE.write_text(json.dumps(rows, indent=1))
+            write_results("bench_search_quality", "Search quality: does the controller learn?", render(rows))
+
+
+if __name__ == "__main__":
+    main()
