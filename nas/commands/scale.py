@@ -39,6 +39,7 @@ from scaling.search import DEFAULT_TARGET, DEFAULT_TOLERANCE
 
 from nas.common.errors import UserError
 from nas.common.files import write_text
+from nas.common.seeds import fit_seed
 from nas.common.tables import FORMATS, format_rows
 
 DEFAULT_BASE = "efficientnet-edgetpu-S"
@@ -243,7 +244,7 @@ class ProxyScorer:
     def __call__(self, specs) -> list[float | None]:
         from nas.proxy import jobs as proxy_jobs
 
-        config, seed = self.config, self.config.run.seed
+        config, seed = self.config, fit_seed(self.config.run.seed, "scale")
         models = [self.base, *specs]
         jobs = [proxy_jobs.ProxyJob(spec, self.resolution(spec), seed) for spec in models]
         labels = ["base (phi = 0)", *(self._label(spec) for spec in specs)]
