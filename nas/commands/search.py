@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import random
+import sys
 from pathlib import Path
 
 from search_space.counting import model_cost
@@ -106,7 +107,11 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from nas.search.loop import Search
 
-    Search(config, run_dir, say=_say).run(resume=args.resume)
+    trials = Search(config, run_dir, say=_say).run(resume=args.resume, config_given=args.config is not None)
+    if trials and not any(t.ok for t in trials):  # results are written; the run produced nothing usable
+        print(f"nas: error: every one of the {len(trials)} trials failed (first error: {trials[0].error}); "
+              f"see {run_dir / 'journal.jsonl'}", file=sys.stderr)
+        return 1
     return 0
 
 

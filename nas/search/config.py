@@ -135,19 +135,26 @@ def _read_controller(data: Any) -> tuple[str, Any]:
 
 def load_config(path: str | Path) -> SearchConfig:
     """Read and check a search config file; the run's default name is the file's stem."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file '{path}' does not exist")
+    return config_from_dict(read_yaml(path, "config file"), default_name=path.stem)
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """A YAML file's content; a syntax error is one line naming the file and the line to fix."""
+    import yaml
+
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise UserError(f"{path}: not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None)
+        raise UserError(f"{path}: not valid YAML{where}{f' ({problem})' if problem else ''}; "
+                        f"fix {what} there") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read config file '{path}': {exc}") from None
-    return config_from_dict(data, default_name=path.stem)
+        raise UserError(f"cannot read {what} '{path}': {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def _latency_parts(config: LatencyConfig):

@@ -64,7 +64,8 @@ class TrialRunner:
         return self.evaluator
 
     def spec(self, index: int, decisions: list[int]) -> ModelSpec:
-        return self.config.space.to_spec(decisions, name=f"{self.config.run.name}-trial{index:04d}")
+        # Named 1-based, as the summary and best.yaml's header count trials.
+        return self.config.space.to_spec(decisions, name=f"{self.config.run.name}-trial{index + 1:04d}")
 
     def run(self, index: int, decisions: list[int], budget: float = 1.0) -> Trial:
         """The trial, finished or failed; only a `UserError` (bad data, files) propagates."""
