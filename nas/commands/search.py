@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from search_space.counting import model_cost
+from nas.common.bounds import int_at_least
 from nas.common.errors import UserError
 from search_space.space import DECISIONS
 
@@ -115,21 +116,6 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _int_at_least(minimum: int):
-    """An argparse type: a whole number no smaller than `minimum`."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
-
-
 def register(commands) -> None:
     parser = commands.add_parser(
         "search", help="search an architecture: controller, proxy training, latency-aware reward",
@@ -140,11 +126,11 @@ def register(commands) -> None:
                         help="continue the run in the run directory: nothing finished is run again")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the space, its size, the objective and a few samples; train nothing")
-    parser.add_argument("--samples", type=_int_at_least(1), default=5, help="samples shown by --dry-run (default 5)")
+    parser.add_argument("--samples", type=int_at_least(1), default=5, help="samples shown by --dry-run (default 5)")
     parser.add_argument("--name", help="run name (default: run.name, else the config file's name)")
     parser.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR, metavar="DIR",
                         help=f"where run directories go (default: {DEFAULT_RUNS_DIR})")
     parser.add_argument("--run-dir", metavar="DIR", help="the run directory itself (default: RUNS_DIR/NAME)")
-    parser.add_argument("--trials", type=_int_at_least(1), help="override run.trials (may grow on --resume)")
-    parser.add_argument("--seed", type=_int_at_least(0), help="override run.seed")
+    parser.add_argument("--trials", type=int_at_least(1), help="override run.trials (may grow on --resume)")
+    parser.add_argument("--seed", type=int_at_least(0), help="override run.seed")
     parser.set_defaults(run=_run)

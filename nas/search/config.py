@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.common.bounds import check_resolution
 from nas.common.errors import UserError
 from search_space.space import SearchSpace
 
@@ -107,6 +108,10 @@ def config_from_dict(data: Any, default_name: str = "search") -> SearchConfig:
     reward = read_section(RewardConfig, data.get("reward"), "reward")
     name, options = _read_controller(data.get("controller"))
     proxy = read_section(ProxyConfig, data.get("proxy"), "proxy")
+    if proxy.resolution is not None:  # the schema's minimum is the proxy's; the maximum is everyone's
+        check_resolution(proxy.resolution, "proxy.resolution", minimum=8)
+    else:
+        check_resolution(space.skeleton.resolution, "search_space.skeleton.resolution (proxy.resolution is null)")
     data_config = read_section(DataConfig, data.get("data"), "data")
     check_data(data_config)
     execution = read_execution(data.get("execution"))

@@ -33,6 +33,7 @@ from typing import Callable
 from nas.common.errors import UserError
 from nas.common.lock import LOCK_NAME, run_lock
 
+from nas.search.bounds import check_memory
 from nas.search.config import SearchConfig, config_from_dict, read_yaml
 from nas.search.fingerprint import check_resume, fixed_part, read_fingerprint, write_fingerprint
 from nas.common.files import write_text
@@ -129,6 +130,8 @@ class Search:
             backend = RaySearch(self, recorder, resume)  # connects: a bad cluster fails before any write
         elif len(trials) < total:
             check_sequential(trials, journal.path)
+            if self.runner.evaluator is None:  # the real proxy: refuse what cannot fit before loading it
+                check_memory(config)
             self.runner.load_evaluator()  # data problems surface now, before the run directory is written
         journal.repair()
         if read_fingerprint(self.paths.root) is None:  # a new run (or one from before fingerprints)
