@@ -142,7 +142,7 @@ def test_export_of_a_spec_with_a_huge_resolution_is_refused(tmp_path, capsys):
 
 
 def test_scale_to_a_huge_resolution_is_refused_before_writing(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "scale", "--model", "efficientnet-edgetpu-S", "--phi", "4", "--gamma", "3",
+    code, _, err = run_cli(capsys, "scale", "--model", "efficientnet-edgetpu-S", "--phi", "5", "--gamma", "2",
                            "--output-dir", tmp_path / "out")
     assert_one_line_error(code, err, "resolution", "1024")
     assert not (tmp_path / "out").exists()
