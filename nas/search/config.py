@@ -160,6 +160,9 @@ def read_yaml(path: Path, what: str) -> Any:
                         f"fix {what} there") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read {what} '{path}': {getattr(exc, 'strerror', None) or exc}") from None
+    except (ValueError, RecursionError) as exc:  # YAML that parses but holds a bad date or tag value
+        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0] if str(exc) else exc!r}); "
+                        f"fix {what} there") from None
 
 
 def _latency_parts(config: LatencyConfig):
