@@ -102,14 +102,18 @@ class Search:
     def run(self, resume: bool = False, config_given: bool = True) -> list[Trial]:
         """The whole run, as the directory's one owner: a second process on it stops at once."""
         root = self.paths.root
-        fresh = not root.exists()
+        missing = [d for d in (root, *root.parents) if not d.exists()]  # what taking the lock creates
         try:
             with run_lock(root):
                 return self._run(resume, config_given)
         except BaseException:
-            if fresh and [p.name for p in root.iterdir()] == [LOCK_NAME]:  # failed before writing anything
-                (root / LOCK_NAME).unlink(missing_ok=True)
-                root.rmdir()
+            if missing and root.is_dir() and [p.name for p in root.iterdir()] == [LOCK_NAME]:
+                (root / LOCK_NAME).unlink(missing_ok=True)  # failed before writing anything: leave no trace
+                for directory in missing:
+                    try:
+                        directory.rmdir()
+                    except OSError:
+                        break
             raise
 
     def _run(self, resume: bool, config_given: bool) -> list[Trial]:
