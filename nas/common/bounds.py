@@ -26,27 +26,25 @@ def check_resolution(value: object, setting: str, minimum: int = MIN_RESOLUTION)
     return value
 
 
-def resolution_arg(text: str) -> int:
-    """An argparse type for `--resolution`: a usage error (one line, exit 2) when out of range."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got '{text}'") from None
-    if not MIN_RESOLUTION <= value <= MAX_RESOLUTION:
-        raise argparse.ArgumentTypeError(f"{value} is out of range; give {MIN_RESOLUTION} to {MAX_RESOLUTION} pixels")
-    return value
-
-
-def int_at_least(minimum: int):
-    """An argparse type: a whole number no smaller than `minimum` (a usage error names the flag)."""
+def int_between(minimum: int, maximum: int | None = None, unit: str = ""):
+    """An argparse type: a whole number in [minimum, maximum] (a usage error names the flag)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+            raise argparse.ArgumentTypeError(f"expected a whole number{' of' + unit if unit else ''}, got '{text}'") from None
+        if maximum is not None and not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{value} is out of range; give {minimum} to {maximum}{unit}")
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
         return value
 
     return parse
+
+
+def int_at_least(minimum: int):
+    return int_between(minimum)
+
+
+resolution_arg = int_between(MIN_RESOLUTION, MAX_RESOLUTION, " pixels")
