@@ -80,11 +80,16 @@ def _chain(tmp_path: Path, config: Path, trials: int, delays: list[float], race:
     journal = run / "journal.jsonl"
     kills = 0
     proc = _search("--config", config, "--run-dir", run, "--trials", trials)
-    if race:  # a second start on the same fresh directory: exactly one may own it
+    if race:  # a second start on the same fresh directory: exactly one may own it, the other stops at once
         rival = _search("--config", config, "--run-dir", run, "--trials", trials)
-        rival_err = rival.communicate(timeout=300)[1]
-        assert rival.returncode == 2 and "in use by process" in rival_err, rival_err
-        assert len(rival_err.strip().splitlines()) == 1
+        deadline = time.time() + 300
+        while proc.poll() is None and rival.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        loser, proc = (proc, rival) if proc.poll() is not None else (rival, proc)
+        loser_err = loser.communicate(timeout=60)[1]
+        assert loser.returncode == 2 and "in use by process" in loser_err, loser_err
+        assert len(loser_err.strip().splitlines()) == 1
+        assert proc.poll() is None  # the owner is still running
     for number, delay in enumerate(delays):
         if not _kill_after_growth(proc, journal, delay):
             break
