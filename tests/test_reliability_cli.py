@@ -67,6 +67,8 @@ def test_run_dir_that_is_a_file_is_named_as_such(tmp_path, capsys):
     code, _, err = run_cli(capsys, "search", "--config", config, "--run-dir", tmp_path / "afile")
     assert_one_line_error(code, err, "is a file, not a directory")
     assert "File exists" not in err
+    code, _, err = run_cli(capsys, "search", "--run-dir", tmp_path / "afile", "--resume")
+    assert_one_line_error(code, err, "is a file, not a directory")
 
 
 # 2. Seeds --------------------------------------------------------------------------------------------

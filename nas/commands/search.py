@@ -84,6 +84,8 @@ def _config(args: argparse.Namespace) -> tuple[SearchConfig, Path]:
         if not (args.resume and args.run_dir):
             raise UserError("give --config FILE (or --run-dir DIR --resume to continue a run with its own config)")
         run_dir = Path(args.run_dir)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise UserError(f"run directory '{run_dir}' is a file, not a directory; give the run's directory")
         if not (run_dir / "config.yaml").is_file():
             raise UserError(f"nothing to resume in '{run_dir}' (no config.yaml)")
         config = load_run_config(run_dir)
