@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         with native_stderr_filtered():
             return int(args.run(args) or 0)
     except UserError as exc:
-        print(f"nas: error: {exc}", file=sys.stderr)
+        # One line whatever the message quotes (a user's text may hold newlines).
+        print(f"nas: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("nas: interrupted", file=sys.stderr)

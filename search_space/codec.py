@@ -61,7 +61,7 @@ class BlockSpec:
 
 def _positive_int(token: str, value: str) -> int:
     if not value.isdigit() or int(value) <= 0:
-        raise BlockStringError(f"token '{token}': expected a positive whole number after '{token[0]}'")
+        raise BlockStringError(f"token {token!r}: expected a positive whole number after '{token[0]}'")
     return int(value)
 
 
@@ -77,42 +77,42 @@ def decode_block(block_string: str) -> BlockSpec:
             continue
         match = _TOKEN.match(token)
         if not match or match.group(2) is None:
-            raise BlockStringError(f"block string '{block_string}': unknown token '{token}'")
+            raise BlockStringError(f"block string {block_string!r}: unknown token {token!r}")
         key, value = match.groups()
         if key not in _REQUIRED and key not in ("se", "c") and key not in _NEUTRAL_ONLY:
-            raise BlockStringError(f"block string '{block_string}': unknown token '{token}'")
+            raise BlockStringError(f"block string {block_string!r}: unknown token {token!r}")
         if key in options:
-            raise BlockStringError(f"block string '{block_string}': token '{key}' given twice")
+            raise BlockStringError(f"block string {block_string!r}: token '{key}' given twice")
         options[key] = value
     missing = [k for k in _REQUIRED if k not in options]
     if missing:
-        raise BlockStringError(f"block string '{block_string}': missing token(s) {', '.join(missing)}")
+        raise BlockStringError(f"block string {block_string!r}: missing token(s) {', '.join(missing)}")
     stride_token = "s" + options["s"]
     if not re.fullmatch(r"[12]{2}", options["s"]) or options["s"][0] != options["s"][1]:
         raise BlockStringError(
-            f"block string '{block_string}': token '{stride_token}': stride must be two equal digits, s11 or s22"
+            f"block string {block_string!r}: token '{stride_token}': stride must be two equal digits, s11 or s22"
         )
     for key, what in _NEUTRAL_ONLY.items():
         if key in options and options[key] not in ("0",):
             raise BlockStringError(
-                f"block string '{block_string}': token '{key}{options[key]}' ({what}) is not supported; only {key}0"
+                f"block string {block_string!r}: token '{key}{options[key]}' ({what}) is not supported; only {key}0"
             )
     kinds = {str(LAYER_KINDS.get(k).conv_type): k for k in block_kinds()}
     kind = kinds.get(options.get("c", "0"))
     if kind is None:
         known = " or ".join(kinds)
-        raise BlockStringError(f"block string '{block_string}': token 'c{options['c']}': conv type must be {known}")
+        raise BlockStringError(f"block string {block_string!r}: token 'c{options['c']}': conv type must be {known}")
     se_ratio = 0.0
     if "se" in options:
         try:
             se_ratio = float(options["se"])
         except ValueError:
-            raise BlockStringError(f"block string '{block_string}': token 'se{options['se']}' is not a number") from None
+            raise BlockStringError(f"block string {block_string!r}: token 'se{options['se']}' is not a number") from None
         if not 0.0 < se_ratio <= 1.0:
-            raise BlockStringError(f"block string '{block_string}': token 'se{options['se']}' must be in (0, 1]")
+            raise BlockStringError(f"block string {block_string!r}: token 'se{options['se']}' must be in (0, 1]")
     values = {k: _positive_int(k + options[k], options[k]) for k in ("r", "k", "e", "i", "o")}
     if values["k"] % 2 == 0:
-        raise BlockStringError(f"block string '{block_string}': token 'k{values['k']}': kernel must be odd")
+        raise BlockStringError(f"block string {block_string!r}: token 'k{values['k']}': kernel must be odd")
     return BlockSpec(
         kind=kind,
         kernel=values["k"],

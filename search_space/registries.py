@@ -30,7 +30,7 @@ class Registry:
         return decorate
 
     def get(self, name: str):
-        key = self._aliases.get(name, name)
+        key = self._aliases.get(name, name) if isinstance(name, str) else None  # YAML may give a list here
         if key not in self._entries:
             raise UserError(f"unknown {self.what} {name!r} (known: {', '.join(self.names())})")
         return self._entries[key]

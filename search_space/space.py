@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from search_space.errors import UserError
 from search_space.ops import block_kinds
-from search_space.spec import BlockSpec, Layer, ModelSpec, round_filters
+from search_space.spec import _printable, BlockSpec, Layer, ModelSpec, round_filters
 
 DECISIONS = ("kind", "kernel", "expand_ratio", "filter_multiplier", "repeats_delta", "skip", "se_ratio")
 EDGETPU_CHOICES: dict[str, tuple] = {
@@ -52,8 +52,12 @@ class StageChoices:
 def _check_options(path: str, name: str, values: Any) -> tuple:
     if not isinstance(values, (list, tuple)) or not values:
         raise SpaceError(f"{path}.{name}: expected a non-empty list of options, got {values!r}")
-    if len(set(values)) != len(values):
-        raise SpaceError(f"{path}.{name}: options repeat: {list(values)}")
+    try:
+        repeated = len(set(values)) != len(values)
+    except TypeError:  # a list or mapping among the options (unhashable)
+        raise SpaceError(f"{path}.{name}: options must be plain values, got {list(values)!r}") from None
+    if repeated:
+        raise SpaceError(f"{path}.{name}: options repeat: {list(values)!r}")
     for v in values:
         if name == "kind":
             ok = v in block_kinds()
@@ -92,7 +96,7 @@ class SearchSpace:
         data = {} if data is None else data
         if not isinstance(data, dict):
             raise SpaceError(f"{path}: expected a mapping")
-        unknown = sorted(set(data) - {"skeleton", "choices", "stages"})
+        unknown = sorted(_printable(k) for k in set(data) - {"skeleton", "choices", "stages"})
         if unknown:
             raise SpaceError(f"{path}: unknown key(s) {', '.join(map(str, unknown))}; known: skeleton, choices, stages")
         skeleton_ref = data.get("skeleton", "efficientnet-edgetpu-S")
@@ -120,7 +124,7 @@ class SearchSpace:
     def _read_choices(data: Any, path: str, base: StageChoices) -> StageChoices:
         if not isinstance(data, dict):
             raise SpaceError(f"{path}: expected a mapping of decision to options")
-        unknown = sorted(set(data) - set(DECISIONS))
+        unknown = sorted(_printable(k) for k in set(data) - set(DECISIONS))
         if unknown:
             raise SpaceError(f"{path}: unknown decision(s) {', '.join(map(str, unknown))}; known: {', '.join(DECISIONS)}")
         return dataclasses.replace(base, **{k: _check_options(path, k, v) for k, v in data.items()})

@@ -195,7 +195,7 @@ class ModelSpec:
         if not isinstance(data, dict):
             raise SpecError(f"{source}: expected a mapping of spec fields, got {type(data).__name__}")
         known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(known))
+        unknown = sorted(_printable(k) for k in set(data) - set(known))  # keys may be any YAML scalar
         if unknown:
             raise SpecError(f"{source}: unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}")
         if "blocks" not in data:
@@ -234,7 +234,14 @@ class ModelSpec:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""
             raise SpecError(f"{source}: not valid YAML{where}") from None
+        except (ValueError, RecursionError) as exc:  # a malformed date or tag value; absurd nesting
+            raise SpecError(f"{source}: not valid YAML ({_printable(exc)})") from None
         return cls.from_dict(data, source)
+
+
+def _printable(value: Any) -> str:
+    """A user's key or value on one line: newlines and other control characters escaped."""
+    return str(value).encode("unicode_escape").decode("ascii")
 
 
 def _coerce(source: str, name: str, value: Any, default: Any) -> Any:

@@ -69,7 +69,7 @@ def test_the_same_seed_repeats_the_whole_search(tmp_path, capsys):
 def test_a_nan_loss_trial_is_recorded_as_failed_through_the_cli(tmp_path, capsys):
     config = write_config(tmp_path / "tiny.yaml", tiny_config(run={"trials": 2}, proxy={"learning_rate": 1e12}))
     code, out, err = run_cli(capsys, "search", "--config", str(config), "--runs-dir", str(tmp_path))
-    assert code == 0, err
+    assert code == 1 and "every one of the 2 trials failed" in err, err  # issue 12: all failed is not success
     trials = Journal(tmp_path / "tiny" / "journal.jsonl").read()
     assert [t.status for t in trials] == ["failed", "failed"] and "training loss became" in trials[0].error
     assert "FAILED (TrialFailed: training loss became" in out and "trial 2/2" in out

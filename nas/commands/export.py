@@ -11,6 +11,7 @@ from nas.common.errors import UserError
 from search_space.spec import FUSED_STRIDE_PLACES
 
 from nas.deploy.checkpoints import Loaded, load_model
+from nas.common.bounds import check_resolution
 from nas.common.files import write_bytes
 
 
@@ -60,6 +61,8 @@ def _run(args: argparse.Namespace) -> int:
     from nas.deploy import exporter as export
 
     spec = chosen_spec(args)  # a bad name or spec file fails before TensorFlow loads
+    if spec is not None:
+        check_resolution(spec.resolution, f"model '{spec.name}' resolution")
     if not args.output_tflite and not args.output_saved_model_dir:
         raise UserError("nothing to write: give --output-tflite FILE and/or --output-saved-model-dir DIR")
     if args.edgetpu:

@@ -7,6 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from nas.common.bounds import int_at_least, resolution_arg
 from nas.common.errors import UserError
 
 SOURCE_HELP = "sim (Edge TPU cost model), lut:PATH, tflite-cpu[:int8|float], edgetpu"
@@ -40,6 +41,13 @@ def _is_keras(model: str) -> bool:
     return model.lower().endswith((".keras", ".h5"))
 
 
+def _check_model_path(model: str) -> None:
+    """A directory is never a model: say so, rather than "does not exist" from a lookup by name."""
+    if Path(model).is_dir():
+        raise UserError(f"'{model}' is a directory; give a registered model name, a spec .yaml, "
+                        f"a .keras/.h5 file or a .tflite file")
+
+
 def _spec(model: str, resolution: int | None):
     from search_space.registry import get_spec
 
@@ -50,6 +58,7 @@ def _spec(model: str, resolution: int | None):
 def _predict(args: argparse.Namespace) -> int:
     from latency import make_latency_model
 
+    _check_model_path(args.model)
     model = make_latency_model(args.source)
     if _is_tflite(args.model):
         if args.source != "sim":
@@ -86,6 +95,7 @@ def _representative(args, spec):
 def _measure(args: argparse.Namespace) -> int:
     from latency.measure import keras_file_to_tflite, spec_to_tflite, time_tflite
 
+    _check_model_path(args.model)
     if args.source not in ("tflite-cpu", "tflite-cpu:int8", "tflite-cpu:float", "edgetpu"):
         raise UserError(f"measure times on tflite-cpu[:int8|float] or edgetpu, not '{args.source}'")
     quantize = not args.source.endswith(":float")
@@ -175,22 +185,22 @@ def register(commands) -> None:
     actions.required = True
 
     def timing_options(p, repeats_default=30):
-        p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1: stable timings)")
-        p.add_argument("--warmup", type=int, default=5, help="untimed invokes first (default 5)")
-        p.add_argument("--repeats", type=int, default=repeats_default,
+        p.add_argument("--threads", type=int_at_least(1), default=1, help="interpreter threads (default 1: stable timings)")
+        p.add_argument("--warmup", type=int_at_least(0), default=5, help="untimed invokes first (default 5)")
+        p.add_argument("--repeats", type=int_at_least(1), default=repeats_default,
                        help=f"timed invokes (default {repeats_default})")
 
     predict = actions.add_parser("predict", help="predicted latency of a model name, spec .yaml or int8 .tflite")
     predict.add_argument("model", help="registered name, ModelSpec .yaml, or .tflite (sim source only)")
     predict.add_argument("--source", default="sim", help=f"{SOURCE_HELP} (default: sim)")
-    predict.add_argument("--resolution", type=int, help="override the spec's input resolution")
+    predict.add_argument("--resolution", type=resolution_arg, help="override the spec's input resolution")
     predict.set_defaults(run=_predict)
 
     measure = actions.add_parser("measure", help="time a model name, spec .yaml, Keras file or .tflite")
     measure.add_argument("model", help="registered name, ModelSpec .yaml, .keras/.h5 file, or .tflite")
     measure.add_argument("--source", default="tflite-cpu", help="tflite-cpu[:int8|float] or edgetpu "
                          "(default: tflite-cpu, full-int8)")
-    measure.add_argument("--resolution", type=int, help="override the spec's input resolution")
+    measure.add_argument("--resolution", type=resolution_arg, help="override the spec's input resolution")
     measure.add_argument("--representative", choices=("random", "digits"), default="random",
                          help="representative data for int8 conversion of a spec (default: random inputs)")
     timing_options(measure, 50)
@@ -200,7 +210,7 @@ def register(commands) -> None:
     build.add_argument("--config", required=True, help="YAML config whose 'search_space:' section is used")
     build.add_argument("--source", default="tflite-cpu", help="tflite-cpu[:int8|float], edgetpu or sim")
     build.add_argument("-o", "--output", required=True, help="table file (CSV); an existing one is resumed")
-    build.add_argument("--resolution", type=int, help="input resolution (default: the skeleton's)")
+    build.add_argument("--resolution", type=resolution_arg, help="input resolution (default: the skeleton's)")
     timing_options(build)
     build.add_argument("--refine", action="store_true",
                        help="profile every layer again, keep the faster pass (for a table built under load)")
@@ -213,7 +223,7 @@ def register(commands) -> None:
     calibrate.add_argument("--train-fraction", type=float, default=0.5, help="share used to fit (default 0.5)")
     calibrate.add_argument("--seed", type=int, default=0, help="sampling and split seed (default 0)")
     calibrate.add_argument("--source", help="where to measure (default: the table's source)")
-    calibrate.add_argument("--resolution", type=int, help="input resolution (default: the table's)")
+    calibrate.add_argument("--resolution", type=resolution_arg, help="input resolution (default: the table's)")
     calibrate.add_argument("--measurements", help="CSV of measurements, resumed (default: <lut>.calibration.csv)")
     timing_options(calibrate)
     calibrate.add_argument("--refine", action="store_true",

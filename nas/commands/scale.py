@@ -38,6 +38,7 @@ from scaling import (
 from scaling.search import DEFAULT_TARGET, DEFAULT_TOLERANCE
 
 from nas.common.errors import UserError
+from nas.common.bounds import check_resolution
 from nas.common.files import write_text
 from nas.common.tables import FORMATS, format_rows
 from nas.proxy.scoring import ProxyScorer
@@ -168,6 +169,8 @@ def _scale(args: argparse.Namespace) -> int:
         scaled = [(phi, scale_phi(base, phi, alpha, beta, gamma, divisor)) for phi in phis]
         how = (f"alpha {alpha:g} (depth), beta {beta:g} (width), gamma {gamma:g} (resolution, rounded down to a "
                f"multiple of {divisor}); target = (alpha*beta^2*gamma^2)^phi")
+    for phi, spec in scaled:  # before any file is written: a huge phi must not leave half the specs
+        check_resolution(spec.resolution, f"scaled resolution of '{spec.name}'" + (f" (phi {phi:g})" if phi else ""))
     base_macs = count_macs(base)
     base_ms = latency.predict_ms(base) if latency else None
     out_dir = Path(args.output_dir)

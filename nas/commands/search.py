@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import random
+import sys
 from pathlib import Path
 
 from search_space.counting import model_cost
+from nas.common.bounds import int_at_least
 from nas.common.errors import UserError
 from search_space.space import DECISIONS
 
@@ -82,6 +84,8 @@ def _config(args: argparse.Namespace) -> tuple[SearchConfig, Path]:
         if not (args.resume and args.run_dir):
             raise UserError("give --config FILE (or --run-dir DIR --resume to continue a run with its own config)")
         run_dir = Path(args.run_dir)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise UserError(f"run directory '{run_dir}' is a file, not a directory; give the run's directory")
         if not (run_dir / "config.yaml").is_file():
             raise UserError(f"nothing to resume in '{run_dir}' (no config.yaml)")
         config = load_run_config(run_dir)
@@ -106,23 +110,12 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from nas.search.loop import Search
 
-    Search(config, run_dir, say=_say).run(resume=args.resume)
+    trials = Search(config, run_dir, say=_say).run(resume=args.resume, config_given=args.config is not None)
+    if trials and not any(t.ok for t in trials):  # results are written; the run produced nothing usable
+        print(f"nas: error: every one of the {len(trials)} trials failed (first error: {trials[0].error}); "
+              f"see {run_dir / 'journal.jsonl'}", file=sys.stderr)
+        return 1
     return 0
-
-
-def _int_at_least(minimum: int):
-    """An argparse type: a whole number no smaller than `minimum`."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
 
 
 def register(commands) -> None:
@@ -135,11 +128,11 @@ def register(commands) -> None:
                         help="continue the run in the run directory: nothing finished is run again")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the space, its size, the objective and a few samples; train nothing")
-    parser.add_argument("--samples", type=_int_at_least(1), default=5, help="samples shown by --dry-run (default 5)")
+    parser.add_argument("--samples", type=int_at_least(1), default=5, help="samples shown by --dry-run (default 5)")
     parser.add_argument("--name", help="run name (default: run.name, else the config file's name)")
     parser.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR, metavar="DIR",
                         help=f"where run directories go (default: {DEFAULT_RUNS_DIR})")
     parser.add_argument("--run-dir", metavar="DIR", help="the run directory itself (default: RUNS_DIR/NAME)")
-    parser.add_argument("--trials", type=_int_at_least(1), help="override run.trials (may grow on --resume)")
-    parser.add_argument("--seed", type=_int_at_least(0), help="override run.seed")
+    parser.add_argument("--trials", type=int_at_least(1), help="override run.trials (may grow on --resume)")
+    parser.add_argument("--seed", type=int_at_least(0), help="override run.seed")
     parser.set_defaults(run=_run)

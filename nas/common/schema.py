@@ -75,7 +75,8 @@ def read_section(cls: type, data: Any, path: str, skip: tuple[str, ...] = ()):
     for key in data:
         if key not in fields and key not in skip:
             known = ", ".join(sorted(fields)) or "none"
-            _fail(f"{path}.{key}" if path else str(key), f"unknown key (known: {known})")
+            shown = str(key).encode("unicode_escape").decode("ascii")  # one line, whatever the key holds
+            _fail(f"{path}.{shown}" if path else shown, f"unknown key (known: {known})")
     values = {}
     for name, field in fields.items():
         if name in data:

@@ -104,19 +104,40 @@ def save_checkpoint(model, spec: ModelSpec, directory: str | os.PathLike) -> Pat
     directory = Path(directory)
     write_text(directory / SPEC_FILE, spec.to_yaml())
     weights = reference_weight_map(model)
+    tmp_prefix = directory / f".{PREFIX}.{os.getpid()}.tmp"
     try:
-        # SaveV2 writes the variables under exactly these names, as the TF1 saver did.
+        # SaveV2 writes the variables under exactly these names, as the TF1 saver did; under a
+        # temporary prefix first, so a failure or kill never leaves a partial checkpoint under PREFIX.
         tf.raw_ops.SaveV2(
-            prefix=str(directory / PREFIX),
+            prefix=str(tmp_prefix),
             tensor_names=list(weights),
             shape_and_slices=[""] * len(weights),
             tensors=[keras.ops.convert_to_numpy(v) for v in weights.values()],
         )
+        _publish(tmp_prefix, directory / PREFIX)
     except tf.errors.OpError as exc:
         raise UserError(f"cannot write checkpoint into '{directory}': {exc.message.splitlines()[0]}") from None
+    except OSError as exc:
+        raise UserError(f"cannot write checkpoint into '{directory}': {exc.strerror or exc}") from None
+    finally:
+        for leftover in directory.glob(f"{tmp_prefix.name}*"):
+            leftover.unlink(missing_ok=True)
     write_text(directory / "checkpoint", f'model_checkpoint_path: "{PREFIX}"\n'
                                          f'all_model_checkpoint_paths: "{PREFIX}"\n')
     return directory
+
+
+def _publish(tmp_prefix: Path, prefix: Path) -> None:
+    """fsync the temporary checkpoint's files, rename the data shards first and the index last: a
+    reader finds an `.index` only once every shard it points to is whole."""
+    files = sorted(tmp_prefix.parent.glob(f"{tmp_prefix.name}.*"), key=lambda p: p.name.endswith(".index"))
+    for file in files:
+        fd = os.open(file, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(file, prefix.with_name(prefix.name + file.name[len(tmp_prefix.name):]))
 
 
 def _prefix(path: Path) -> str:
@@ -154,9 +175,8 @@ def open_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
     try:
         shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
-    except (tf.errors.OpError, ValueError) as exc:
-        message = getattr(exc, "message", str(exc)).splitlines()[0]
-        raise UserError(f"cannot read checkpoint '{path}': {message}") from None
+    except (tf.errors.OpError, ValueError, IndexError) as exc:
+        raise UserError(_damaged(path, exc)) from None
     spec_file = Path(prefix).parent / SPEC_FILE
     spec = get_spec(spec_file) if spec_file.is_file() else None
     return Checkpoint(path=path, prefix=prefix, shapes=dict(shapes), spec=spec)
@@ -203,10 +223,19 @@ def restore(model, checkpoint: Checkpoint, use_ema: bool = True) -> bool:
     if extra:
         raise UserError(f"{where} has {len(extra)} variables '{model.name}' lacks, e.g. {_examples(extra)}: "
                         "it is of another architecture")
-    reader = tf.train.load_checkpoint(checkpoint.prefix)
-    for name, variable in wanted.items():
-        variable.assign(reader.get_tensor(source[name]))
+    try:
+        reader = tf.train.load_checkpoint(checkpoint.prefix)
+        for name, variable in wanted.items():
+            variable.assign(reader.get_tensor(source[name]))
+    except (tf.errors.OpError, IndexError, ValueError) as exc:  # a truncated or corrupt .data-* shard
+        raise UserError(_damaged(checkpoint.path, exc)) from None
     return ema
+
+
+def _damaged(path, exc: Exception) -> str:
+    reason = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0]
+    return (f"checkpoint '{path}' is truncated or corrupt ({reason}); "
+            f"copy it again or point to another checkpoint")
 
 
 def load_model(

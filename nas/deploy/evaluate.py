@@ -78,7 +78,7 @@ def tflite_classifier(path: str | os.PathLike, mean, std) -> Classifier:
 
 def read_labels_map(path: str | os.PathLike) -> list[str]:
     """Labels by class index: the reference's JSON map (`{"0": "tench, ...", ...}`), a JSON list,
-    or plain text with one label per line."""
+    or plain text with one label per line. A `.json` file must parse as JSON."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -88,7 +88,11 @@ def read_labels_map(path: str | os.PathLike) -> list[str]:
         raise UserError(f"cannot read labels map '{path}': {getattr(exc, 'strerror', None) or exc}") from None
     try:
         data = json.loads(text)
-    except ValueError:
+    except ValueError as exc:
+        if path.suffix.lower() == ".json":  # a .json map must be JSON; a typo is not a list of labels
+            where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+            raise UserError(f"labels map '{path}' is not valid JSON{where}; fix it, or give a .txt file "
+                            f"with one label per line") from None
         data = None
     if isinstance(data, dict):
         try:

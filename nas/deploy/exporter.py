@@ -23,6 +23,7 @@ import numpy as np
 from search_space import ModelSpec
 
 from nas.common.errors import UserError
+from nas.common.files import atomic_path
 from nas.data.images import normalize
 from nas.data.offline import load_offline
 from nas.deploy.preprocessing import list_images, load_image, preprocess
@@ -139,8 +140,9 @@ def save_saved_model(model, directory: str | os.PathLike) -> Path:
         return {"output": probs(input, training=False)}
 
     archive.add_endpoint("serving_default", serve)
-    try:
-        archive.write_out(str(directory), verbose=False)
+    try:  # under a temporary name: a failed or killed export leaves no partial SavedModel
+        with atomic_path(directory, directory=True) as tmp:
+            archive.write_out(str(tmp), verbose=False)
     except (OSError, tf.errors.OpError) as exc:
         raise UserError(f"cannot write SavedModel '{directory}': {getattr(exc, 'message', exc)}") from None
     return directory

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from nas.common.errors import UserError
-from nas.data.images import IMAGE_SUFFIXES, is_image_file
+from nas.data.images import IMAGE_SUFFIXES, is_image_file, to_rgb8
 
 CROP_PADDING = 32
 
@@ -36,7 +36,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise UserError(f"image '{path}' does not exist" if not path.exists() else f"'{path}' is not a file")
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return to_rgb8(image)
     except UnidentifiedImageError:
         raise UserError(f"'{path}' is not an image PIL can read (expected one of {', '.join(IMAGE_SUFFIXES)})") from None
     except (OSError, ValueError) as exc:  # truncated or corrupt image data

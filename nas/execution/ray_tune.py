@@ -37,6 +37,7 @@ from ray.tune.search import Searcher  # noqa: E402
 from ray.tune.stopper import Stopper  # noqa: E402
 
 from nas.common.errors import UserError
+from nas.common.files import write_text
 
 from nas.search.config import SearchConfig, config_from_dict
 from nas.search.journal import Trial
@@ -107,7 +108,7 @@ class ControllerSearcher(_DriverBound, Searcher):
         self._driver().complete(trial_id, result, error)
 
     def save(self, checkpoint_path: str) -> None:
-        Path(checkpoint_path).write_text(json.dumps(self._driver().searcher_state()))
+        write_text(checkpoint_path, json.dumps(self._driver().searcher_state()))  # atomic: Tune may be killed
 
     def restore(self, checkpoint_path: str) -> None:
         self._driver().restore_searcher(json.loads(Path(checkpoint_path).read_text()))

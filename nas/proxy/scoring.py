@@ -11,6 +11,7 @@ from typing import Callable
 from scaling import proxy_resolution
 from search_space import ModelSpec
 
+from nas.common.seeds import fit_seed
 from nas.common.tables import format_duration
 
 
@@ -45,7 +46,7 @@ class ProxyScorer:
     def __call__(self, specs) -> list[float | None]:
         from nas.proxy import jobs as proxy_jobs
 
-        config, seed = self.config, self.config.run.seed
+        config, seed = self.config, fit_seed(self.config.run.seed, "scale")
         models = [self.base, *specs]
         jobs = [proxy_jobs.ProxyJob(spec, self.resolution(spec), seed) for spec in models]
         labels = ["base (phi = 0)", *(self._label(spec) for spec in specs)]

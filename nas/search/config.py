@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.common.bounds import check_resolution
 from nas.common.errors import UserError
 from search_space.space import SearchSpace
 
@@ -107,6 +108,10 @@ def config_from_dict(data: Any, default_name: str = "search") -> SearchConfig:
     reward = read_section(RewardConfig, data.get("reward"), "reward")
     name, options = _read_controller(data.get("controller"))
     proxy = read_section(ProxyConfig, data.get("proxy"), "proxy")
+    if proxy.resolution is not None:  # the schema's minimum is the proxy's; the maximum is everyone's
+        check_resolution(proxy.resolution, "proxy.resolution", minimum=8)
+    else:
+        check_resolution(space.skeleton.resolution, "search_space.skeleton.resolution (proxy.resolution is null)")
     data_config = read_section(DataConfig, data.get("data"), "data")
     check_data(data_config)
     execution = read_execution(data.get("execution"))
@@ -135,19 +140,29 @@ def _read_controller(data: Any) -> tuple[str, Any]:
 
 def load_config(path: str | Path) -> SearchConfig:
     """Read and check a search config file; the run's default name is the file's stem."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file '{path}' does not exist")
+    return config_from_dict(read_yaml(path, "config file"), default_name=path.stem)
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """A YAML file's content; a syntax error is one line naming the file and the line to fix."""
+    import yaml
+
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise UserError(f"{path}: not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None)
+        raise UserError(f"{path}: not valid YAML{where}{f' ({problem})' if problem else ''}; "
+                        f"fix {what} there") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read config file '{path}': {exc}") from None
-    return config_from_dict(data, default_name=path.stem)
+        raise UserError(f"cannot read {what} '{path}': {getattr(exc, 'strerror', None) or exc}") from None
+    except (ValueError, RecursionError) as exc:  # YAML that parses but holds a bad date or tag value
+        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0] if str(exc) else exc!r}); "
+                        f"fix {what} there") from None
 
 
 def _latency_parts(config: LatencyConfig):

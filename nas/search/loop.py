@@ -28,11 +28,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from nas.common.errors import UserError
+from nas.common.lock import LOCK_NAME, run_lock
 
-from nas.search.config import SearchConfig, config_from_dict
+from nas.search.bounds import check_memory
+from nas.search.config import SearchConfig, config_from_dict, read_yaml
+from nas.search.fingerprint import check_resume, fixed_part, read_fingerprint, write_fingerprint
 from nas.common.files import write_text
 from nas.search.journal import Journal, Trial
 from nas.search.results import write_results
@@ -60,24 +63,9 @@ class RunPaths:
         return self.root / "controller.json"
 
 
-def _normalised(data: dict) -> dict:
-    import yaml
-
-    return yaml.safe_load(yaml.safe_dump(data))
-
-
-def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in list(a) + [k for k in b if k not in a]:
-            found = _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
-            if found:
-                return found
-        return None
-    return None if a == b else f"{path} ({a!r} in the run, {b!r} now)"
-
-
-def check_run_dir(config: SearchConfig, root: Path, resume: bool) -> RunPaths:
-    """Check the run directory fits the request (a new run: empty; a resumed one: the same config)."""
+def check_run_dir(config: SearchConfig, root: Path, resume: bool, finished: int = 0,
+                  config_given: bool = True) -> RunPaths:
+    """Check the run directory fits the request (a new run: empty; a resumed one: the recorded config)."""
     paths = RunPaths(root)
     exists = paths.journal.exists() or paths.config.exists()
     if not resume:
@@ -87,27 +75,17 @@ def check_run_dir(config: SearchConfig, root: Path, resume: bool) -> RunPaths:
         return paths
     if not paths.config.exists():
         raise UserError(f"nothing to resume in '{root}' (no config.yaml); start the run without --resume")
-    stored = load_run_config(root)
-    ours, theirs = _normalised(config.to_dict()), _normalised(stored.to_dict())
-    ours["run"].pop("trials"), theirs["run"].pop("trials")  # a resumed run may be given more trials
-    for side in (ours, theirs):  # ... and a restarted cluster may have a new address
-        side.get("execution", {}).pop("address", None)
-    diff = _first_difference(theirs, ours)
-    if diff:
-        raise UserError(f"--resume: the config differs from {paths.config} at {diff}; "
-                        f"resume with the run's own config (omit --config) or start a new run with --name")
+    recorded = read_fingerprint(root)
+    if recorded is None:  # a run from before fingerprints: its config.yaml is the record
+        recorded = fixed_part(load_run_config(root).to_dict())
+    source = "the config given" if config_given else f"'{paths.config}' (edited since the run started)"
+    check_resume(root, recorded, config.to_dict(), finished, source)
     return paths
 
 
 def load_run_config(root: Path) -> SearchConfig:
-    import yaml
-
     path = RunPaths(root).config
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot read the run's config '{path}': {exc}") from None
-    return config_from_dict(data, default_name=root.name)
+    return config_from_dict(read_yaml(path, "the run's config"), default_name=root.name)
 
 
 class Search:
@@ -121,10 +99,27 @@ class Search:
         self.runner = TrialRunner(config, evaluator, say)
         self.target_ms = self.runner.target_ms
 
-    def run(self, resume: bool = False) -> list[Trial]:
+    def run(self, resume: bool = False, config_given: bool = True) -> list[Trial]:
+        """The whole run, as the directory's one owner: a second process on it stops at once."""
+        root = self.paths.root
+        missing = [d for d in (root, *root.parents) if not d.exists()]  # what taking the lock creates
+        try:
+            with run_lock(root):
+                return self._run(resume, config_given)
+        except BaseException:
+            if missing and root.is_dir() and [p.name for p in root.iterdir()] == [LOCK_NAME]:
+                (root / LOCK_NAME).unlink(missing_ok=True)  # failed before writing anything: leave no trace
+                for directory in missing:
+                    try:
+                        directory.rmdir()
+                    except OSError:
+                        break
+            raise
+
+    def _run(self, resume: bool, config_given: bool) -> list[Trial]:
         config = self.config
-        check_run_dir(config, self.paths.root, resume)
         journal = Journal(self.paths.journal)
+        check_run_dir(config, self.paths.root, resume, len(journal.read()) if resume else 0, config_given)
         trials = journal.read()
         total = config.run.trials
         where = (f"on Ray ({config.execution.address})" if config.execution.ray else "locally")
@@ -139,8 +134,12 @@ class Search:
             backend = RaySearch(self, recorder, resume)  # connects: a bad cluster fails before any write
         elif len(trials) < total:
             check_sequential(trials, journal.path)
+            if self.runner.evaluator is None:  # the real proxy: refuse what cannot fit before loading it
+                check_memory(config)
             self.runner.load_evaluator()  # data problems surface now, before the run directory is written
         journal.repair()
+        if read_fingerprint(self.paths.root) is None:  # a new run (or one from before fingerprints)
+            write_fingerprint(self.paths.root, config.to_dict())
         write_text(self.paths.config, config.to_yaml())  # the resolved config (a resumed run: its new budget)
         try:
             if config.execution.ray:

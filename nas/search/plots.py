@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from nas.common.errors import UserError
+from nas.common.files import atomic_path
 
 from nas.search.journal import Trial
 
@@ -52,12 +51,8 @@ def pareto_plot(path: Path, trials: list[Trial], target_ms: float, title: str, l
         ax.legend(loc="lower right", fontsize=8)
         fig.tight_layout()
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
+        with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png")
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise UserError(f"cannot write '{path}': {exc.strerror or exc}") from None
     finally:
         plt.close(fig)
     return path

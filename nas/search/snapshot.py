@@ -32,7 +32,7 @@ def restore_controller(config: SearchConfig, trials: list[Trial], snapshot: Path
     for trial in trials[start:]:
         proposed = controller.ask()
         if proposed != trial.decisions:
-            say(f"note: on replay the controller proposed other decisions than trial {trial.trial} holds; "
+            say(f"note: on replay the controller proposed other decisions than trial {trial.trial + 1} holds; "
                 f"it learns from the journaled one")
         controller.tell(trial.decisions, told_reward(trial))
     return controller

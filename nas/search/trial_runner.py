@@ -14,6 +14,7 @@ from typing import Any, Callable, Protocol
 
 from search_space.counting import model_cost
 from nas.common.errors import UserError
+from nas.common.seeds import fit_seed
 from search_space.spec import ModelSpec
 
 from nas.search.config import SearchConfig, make_latency
@@ -29,8 +30,10 @@ class Evaluator(Protocol):
 
 
 def trial_seed(run_seed: int, index: int) -> int:
-    """The proxy's seed for trial `index`: fixed by the run's seed, different for every trial."""
-    return run_seed * 100_003 + index
+    """The proxy's seed for trial `index`: fixed by the run's seed, different for every trial, and one
+    every library takes (`keras.utils.set_random_seed` needs [0, 2**32)) whatever the run seed is;
+    a value that was in range keeps its old formula, so earlier runs reproduce."""
+    return fit_seed(run_seed * 100_003 + index, "proxy-trial")
 
 
 def budget_epochs(budget: float, epochs: int) -> int | None:
@@ -61,7 +64,8 @@ class TrialRunner:
         return self.evaluator
 
     def spec(self, index: int, decisions: list[int]) -> ModelSpec:
-        return self.config.space.to_spec(decisions, name=f"{self.config.run.name}-trial{index:04d}")
+        # Named 1-based, as the summary and best.yaml's header count trials.
+        return self.config.space.to_spec(decisions, name=f"{self.config.run.name}-trial{index + 1:04d}")
 
     def run(self, index: int, decisions: list[int], budget: float = 1.0) -> Trial:
         """The trial, finished or failed; only a `UserError` (bad data, files) propagates."""

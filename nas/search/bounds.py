@@ -1,0 +1,135 @@
+"""Resource bounds, checked before any work: refuse a search that cannot fit in this machine's memory.
+
+Two estimates, each compared with the memory available now (`/proc/meminfo` MemAvailable, else
+`os.sysconf`), a refusal naming the setting to lower (one line, exit 2):
+
+- the in-memory data set: images x resolution^2 x 3 channels x `DATA_BYTES_PER_VALUE` bytes. The
+  images are held as uint8 (1 byte per value) while a source decodes and splits them (one more
+  byte), and the proxy keeps a float32 normalised copy for training (4 bytes): 6 in all. The image
+  count is the source's size where it is known without reading it (the offline digits, a
+  directory's image files, ImageNet's 1,331,167 images) capped by `data.max_train` / `max_val`;
+- the largest candidate of the space, shrunk as the proxy trains it: its parameters (weights,
+  gradients and two Adam moments: 4 float32 copies) plus its activations for one batch (the widest
+  tensor of every layer, `ACTIVATION_COPIES` float32 copies kept for the backward pass).
+
+The estimates are deliberately rough (within a factor of about two); they exist to stop the 14 GB
+mistake before it starts, not to budget memory to the megabyte. A remote (Ray) search trains on
+other machines, so only the local backend's memory is checked here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from search_space.counting import model_cost
+from search_space.spec import ModelSpec
+
+from nas.common.errors import UserError
+
+DATA_BYTES_PER_VALUE = 6
+ACTIVATION_COPIES = 4
+PARAM_COPIES = 4  # weights, gradients, two Adam moments
+IMAGENET_IMAGES = 1_331_167
+OFFLINE_IMAGES = 1_797
+GIB = 2**30
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation now; None where it cannot be told."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def image_count(data) -> int | None:
+    """Images the source would hold in memory, where that is known before loading; None if not."""
+    from nas.data.images import is_image_file
+
+    known = None
+    if data.source == "offline":
+        known = OFFLINE_IMAGES
+    elif data.source == "directory" and data.path:
+        known = sum(1 for p in Path(data.path).rglob("*") if is_image_file(p))
+    elif data.source == "imagenet" and not data.stream:
+        known = IMAGENET_IMAGES
+    if data.max_train is not None and data.max_val is not None and not data.stream:
+        capped = data.max_train + data.max_val
+        known = capped if known is None else min(known, capped)
+    return known
+
+
+def data_bytes(images: int, resolution: int) -> int:
+    return images * resolution * resolution * 3 * DATA_BYTES_PER_VALUE
+
+
+def largest_candidate(space) -> ModelSpec:
+    """The candidate with the most activations: every numeric choice at its largest, each kind tried."""
+    from search_space.space import DECISIONS
+
+    best, best_size = None, -1
+    for kind in sorted({k for stage in space.stages for k in stage.options("kind")}):
+        decisions = []
+        for stage in space.stages:
+            for d in DECISIONS:
+                options = list(stage.options(d))
+                if d == "kind":
+                    decisions.append(options.index(kind) if kind in options else 0)
+                elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in options):
+                    decisions.append(options.index(max(options)))
+                else:
+                    decisions.append(0)
+        spec = space.to_spec(decisions)
+        size = activation_values(spec)
+        if size > best_size:
+            best, best_size = spec, size
+    return best
+
+
+def activation_values(spec: ModelSpec) -> int:
+    """Values of the widest tensor of every layer for one image (input, expansion or output)."""
+    total = 0
+    for layer in spec.layers():
+        widest = max(layer.in_ch, layer.expanded_ch, layer.out_ch)
+        total += layer.in_size * layer.in_size * widest
+    return total
+
+
+def model_bytes(spec: ModelSpec, batch: int) -> int:
+    params = model_cost(spec).params
+    return 4 * (PARAM_COPIES * params + ACTIVATION_COPIES * batch * activation_values(spec))
+
+
+def check_memory(config, available: int | None = None) -> None:
+    """Refuse (`UserError`) a local search whose data set or largest candidate cannot fit."""
+    available = available_memory() if available is None else available
+    if available is None:
+        return
+    proxy = config.proxy
+    resolution = proxy.resolution or config.space.skeleton.resolution
+    images = image_count(config.data)
+    if images:
+        need = data_bytes(images, resolution)
+        if need > available:
+            raise UserError(f"the data set would need about {need / GIB:.1f} GiB in memory ({images:,d} images at "
+                            f"{resolution}x{resolution}), {available / GIB:.1f} GiB is available: lower "
+                            f"proxy.resolution or set data.max_train / data.max_val")
+    else:
+        need = 0
+    largest = largest_candidate(config.space)
+    small = dataclasses.replace(largest, resolution=resolution, width=largest.width * proxy.width)
+    model = model_bytes(small, proxy.batch_size)
+    if need + model > available:
+        raise UserError(f"the largest candidate would need about {model / GIB:.1f} GiB to train (batch "
+                        f"{proxy.batch_size} at {resolution}x{resolution}, width x{proxy.width:g}) beside "
+                        f"{need / GIB:.1f} GiB of data, {available / GIB:.1f} GiB is available: lower "
+                        f"proxy.batch_size, proxy.resolution or proxy.width")
