@@ -234,7 +234,7 @@ def restore(model, checkpoint: Checkpoint, use_ema: bool = True) -> bool:
 
 def _damaged(path, exc: Exception) -> str:
     reason = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0]
-    return (f"checkpoint '{path}' is truncated or corrupt ({reason}); "
+    return (f"cannot read checkpoint '{path}': it is truncated or corrupt ({reason}); "
             f"copy it again or point to another checkpoint")
 
 
