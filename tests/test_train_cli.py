@@ -101,12 +101,12 @@ def test_bad_input_is_one_line(tmp_path, capsys, trained):
 def test_second_process_on_a_run_dir_names_the_holder(tmp_path, capsys):
     run_dir = tmp_path / "r"
     run_dir.mkdir()
-    fd = os.open(run_dir / "lock", os.O_RDWR | os.O_CREAT)
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)
     os.write(fd, b"4242\n")
     try:
         spec = tiny_spec(tmp_path / "s.yaml")
         code, _, err = run_cli(capsys, "train", "--spec", spec, "--epochs", "1", "--run-dir", run_dir)
-        assert_one_line_error(code, err, "pid 4242")
+        assert_one_line_error(code, err, "in use by process 4242")
     finally:
         os.close(fd)

@@ -33,7 +33,8 @@ def write_bytes(path: str | os.PathLike, content: bytes) -> Path:
     return Path(path)
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory (a rename is durable once its directory is synced)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -45,8 +46,8 @@ def _fsync_tree(path: Path) -> None:
     if path.is_dir():
         for child in path.rglob("*"):
             if child.is_file():
-                _fsync(child)
-    _fsync(path)
+                fsync_path(child)
+    fsync_path(path)
 
 
 def _fail(path: Path, exc: OSError) -> UserError:
@@ -84,7 +85,7 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
-        _fsync(path.parent)
+        fsync_path(path.parent)
     except OSError as exc:
         _remove(tmp)
         raise _fail(path, exc) from None

@@ -1,6 +1,6 @@
-"""The run directory: one owner (an OS lock), durable writes, metrics CSV, TensorBoard, curve, summary.
+"""The run directory: one owner (nas.common.lock), atomic writes (nas.common.files), metrics CSV, TensorBoard, curve, summary.
 
-    RUN_DIR/lock           fcntl.flock'ed by the training process (the kernel releases it on death)
+    RUN_DIR/.lock          nas.common.lock: flock'ed by the training process (released on death)
     RUN_DIR/spec.yaml      the trained spec (the data's class count): `nas export/eval --ckpt RUN_DIR`
     RUN_DIR/checkpoint     TF's state file naming the latest model.ckpt-<step> (written last)
     RUN_DIR/train.yaml     the resolved recipe and data (a resume must match it)
@@ -10,60 +10,13 @@
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import os
 from pathlib import Path
 
-from nas.common.errors import UserError
+from nas.common.files import write_bytes
 
 COLUMNS = ("epoch", "step", "loss", "top1", "top5", "lr", "images_per_s", "seconds")
-
-
-def durable_write(path: Path, content: bytes) -> Path:
-    """Temp name, fsync, rename, fsync the directory: after a crash the file is old or new, never half."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except OSError as exc:
-        raise UserError(f"cannot write '{path}': {exc.strerror or exc}") from None
-    return path
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class RunLock:
-    """An exclusive flock on RUN_DIR/lock, holding our pid; a second process gets a UserError."""
-
-    def __init__(self, run_dir: Path):
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self.path = run_dir / "lock"
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(self.fd)
-            raise UserError(f"run directory '{run_dir}' is in use by another nas train (pid {holder}); "
-                            "wait for it or choose another --run-dir") from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
-
-    def release(self) -> None:
-        os.close(self.fd)  # closing drops the flock
 
 
 def write_metrics(run_dir: Path, rows: list[dict]) -> None:
@@ -72,7 +25,7 @@ def write_metrics(run_dir: Path, rows: list[dict]) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in COLUMNS})
-    durable_write(run_dir / "metrics.csv", out.getvalue().encode())
+    write_bytes(run_dir / "metrics.csv", out.getvalue().encode())
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -124,7 +77,7 @@ def plot_curves(run_dir: Path, rows: list[dict]) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
-    durable_write(run_dir / "curves.png", buf.getvalue())
+    write_bytes(run_dir / "curves.png", buf.getvalue())
 
 
 def write_summary(run_dir: Path, spec, recipe_line: str, data_line: str, rows: list[dict], seconds: float) -> None:
@@ -141,4 +94,4 @@ def write_summary(run_dir: Path, spec, recipe_line: str, data_line: str, rows: l
                       f"{r['lr']:.4g} | {r['images_per_s']:.0f} |\n" for r in rows)
             + "\nFiles: `metrics.csv`, `curves.png`, `tb/` (TensorBoard), `spec.yaml` + `model.ckpt-*` "
               "(`nas export --ckpt` / `nas eval --ckpt` this directory).\n")
-    durable_write(run_dir / "summary.md", text.encode())
+    write_bytes(run_dir / "summary.md", text.encode())

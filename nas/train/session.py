@@ -12,7 +12,9 @@ import yaml
 from nas.data import DataConfig, load_dataset
 from nas.common.schema import section_dict
 from nas.train.recipe import recipe_dict, resolve
-from nas.train.run import RunLock, TensorBoard, durable_write, plot_curves, read_metrics, write_metrics, write_summary
+from nas.common.files import write_bytes
+from nas.common.lock import acquire_run_lock
+from nas.train.run import TensorBoard, plot_curves, read_metrics, write_metrics, write_summary
 from nas.common.errors import UserError
 
 
@@ -81,7 +83,7 @@ def run(args, spec, data_config: DataConfig, train_config, run_dir: Path, say=pr
     worker = distribute.worker_index()
     if worker:  # non-chief workers of a cluster keep their files apart from the chief's
         run_dir = run_dir / f"worker-{worker}"
-    lock = RunLock(run_dir)
+    lock = acquire_run_lock(run_dir, "training run directory")
     try:
         resume_from = None
         if args.resume:
@@ -130,8 +132,8 @@ def run(args, spec, data_config: DataConfig, train_config, run_dir: Path, say=pr
                 say(f"frozen: stem and blocks 0..{args.freeze_until - 1} ({_freeze(model, args.freeze_until)} layers)")
             trainer = Trainer(model, spec, recipe, strategy, reference_weight_map(model))
         if worker == 0:
-            durable_write(run_dir / "spec.yaml", spec.to_yaml().encode())
-            durable_write(run_dir / "train.yaml", record_text.encode())
+            write_bytes(run_dir / "spec.yaml", spec.to_yaml().encode())
+            write_bytes(run_dir / "train.yaml", record_text.encode())
         rows = []
         if resume_from is not None:
             trainer.restore(resume_from)

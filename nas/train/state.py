@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from nas.deploy.checkpoints import EMA
-from nas.train.run import durable_write, fsync_dir
+from nas.common.files import fsync_path, write_bytes
 from nas.common.errors import UserError
 
 PREFIX = "model.ckpt"
@@ -48,8 +48,8 @@ def save(run_dir: Path, step: int, weights: dict, shadows: dict, slots: dict) ->
     for path in run_dir.glob(f"{prefix.name}.*"):
         with open(path, "rb") as f:
             os.fsync(f.fileno())
-    fsync_dir(run_dir)
-    durable_write(run_dir / "checkpoint", f'model_checkpoint_path: "{prefix.name}"\n'
+    fsync_path(run_dir)
+    write_bytes(run_dir / "checkpoint", f'model_checkpoint_path: "{prefix.name}"\n'
                                           f'all_model_checkpoint_paths: "{prefix.name}"\n'.encode())
     for old in run_dir.glob(f"{PREFIX}-*"):  # only after the state file names the new one
         if not old.name.startswith(prefix.name + "."):
