@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from search_space.errors import UserError
+from search_space.files import write_text
 from search_space.space import DECISIONS, SearchSpace
 from search_space.spec import Layer, ModelSpec
 
@@ -98,7 +99,7 @@ class LookupTable:
         return table
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Written atomically (temp file + rename): an interrupted build never leaves half a table."""
+        """Written atomically (unique temp file, fsync, rename): an interrupted build never leaves half a table."""
         path = Path(path or self.path)
         out = io.StringIO()
         out.write(f"# format: {FORMAT}\n")
@@ -109,13 +110,7 @@ class LookupTable:
         writer.writerow(KEY_FIELDS + VALUE_FIELDS)
         for key, values in self.entries.items():
             writer.writerow([*key, *(f"{values[k]:.6g}" for k in VALUE_FIELDS)])
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(out.getvalue())
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise UserError(f"cannot write lookup table '{path}': {exc.strerror or exc}") from None
+        write_text(path, out.getvalue())
         self.path = path
         return path
 

@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 from latency.lookup_table import FORMAT, LookupTable, space_fingerprint
 from latency.measure import REPEATS, WARMUP, Timing
 from search_space.errors import UserError
+from search_space.files import write_text
 from search_space.registries import Registry
 from search_space.space import SearchSpace
 from search_space.spec import Layer, ModelSpec
@@ -270,12 +271,7 @@ def write_records(path: Path, rows: list[dict], extra: Sequence[str] = ()) -> No
     writer = csv.DictWriter(out, [*RECORD_FIELDS, *extra], lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    try:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(out.getvalue())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise UserError(f"cannot write '{path}': {exc.strerror or exc}") from None
+    write_text(path, out.getvalue())
 
 
 def measure_architectures(space: SearchSpace, resolution: int, count: int, seed: int, profiler: Profiler,
