@@ -38,6 +38,13 @@ class MacsLatency:
         return count_macs(spec) / 1e8
 
 
+@pytest.fixture(autouse=True)
+def _empty_working_directory(tmp_path_factory, monkeypatch):
+    """`nas scale` without a base picks up the newest `runs/*/best.yaml` under the working directory:
+    run each test from an empty one, so a search the user ran in the checkout cannot change the base."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
 @pytest.fixture
 def macs_latency(monkeypatch):
     monkeypatch.setitem(LATENCY_SOURCES._entries, "test-macs", lambda argument: MacsLatency())
