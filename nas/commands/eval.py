@@ -8,7 +8,8 @@ import numpy as np
 
 from nas.common.errors import UserError
 
-from nas.commands.export import add_model_arguments, chosen_spec, load_from_args, positive_int
+from nas.commands.export import add_model_arguments, chosen_spec, load_from_args
+from nas.common.bounds import int_at_least
 
 # A .tflite file does not record its input normalisation; without --model/--spec, EdgeTPU's is assumed.
 DEFAULT_MEAN, DEFAULT_STD = (127.0,) * 3, (128.0,) * 3
@@ -103,6 +104,6 @@ def register(commands) -> None:
     parser.add_argument("--include-background-label", action="store_true",
                         help="the model's output 0 is a background class: shift indices down by one "
                              "(a 1001-class model with a 1000-entry labels map)")
-    parser.add_argument("--num-images", type=positive_int, metavar="N",
+    parser.add_argument("--num-images", type=int_at_least(1), metavar="N",
                         help="evaluate only N images (a fixed random sample of --data-dir)")
     parser.set_defaults(run=_run)

@@ -12,17 +12,8 @@ from search_space.spec import FUSED_STRIDE_PLACES
 
 from nas.deploy.checkpoints import Loaded, load_model
 from nas.common.bounds import check_resolution
+from nas.common.bounds import int_at_least
 from nas.common.files import write_bytes
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
 
 
 def add_model_arguments(
@@ -125,7 +116,7 @@ def register(commands) -> None:
     parser.add_argument("--data-dir", metavar="DIR",
                         help="representative images (jpg/png, searched recursively) for calibration; "
                              "default: the built-in offline digits")
-    parser.add_argument("--num-calibration", type=positive_int, default=2000, metavar="N",
+    parser.add_argument("--num-calibration", type=int_at_least(1), default=2000, metavar="N",
                         help="calibration images (default 2000, as the reference)")
     parser.add_argument("--output-saved-model-dir", metavar="DIR", help="also write a SavedModel here")
     parser.add_argument("--edgetpu", action="store_true",

@@ -5,15 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nas.common.bounds import int_at_least
 from nas.common.errors import UserError
 from search_space import get_spec
-
-
-def _non_negative(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -26,12 +20,6 @@ def _run(args: argparse.Namespace) -> int:
     if not (args.model or args.spec):
         raise UserError("no model given: pass --model NAME or --spec FILE")
     spec = get_spec(args.model or args.spec)
-    for name in ("epochs", "batch_size"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    if args.freeze_until is not None and args.freeze_until < 0:
-        raise UserError(f"--freeze-until must be a block index >= 0, got {args.freeze_until}")
     config = {}
     if args.config:
         try:
@@ -79,16 +67,16 @@ def register(commands) -> None:
                                                           "or DIR/<class>/* (a fixed 20%% is held out)")
     parser.add_argument("--preset", choices=("auto", "reference", "small"),
                         help="recipe preset (default auto: reference from 20,000 training images, small below)")
-    parser.add_argument("--epochs", type=_non_negative, help="epochs (preset default: reference 350, small 30)")
-    parser.add_argument("--batch-size", type=_non_negative, help="global batch (default: chosen from the data's size)")
-    parser.add_argument("--seed", type=_non_negative, help="initialisation, data order and augmentation seed")
+    parser.add_argument("--epochs", type=int_at_least(1), help="epochs (preset default: reference 350, small 30)")
+    parser.add_argument("--batch-size", type=int_at_least(1), help="global batch (default: chosen from the data's size)")
+    parser.add_argument("--seed", type=int_at_least(0), help="initialisation, data order and augmentation seed")
     parser.add_argument("--augment", choices=("none", "randaugment", "autoaugment"))
     parser.add_argument("--mixed-precision", action="store_true", help="bfloat16 activations, float32 weights")
-    parser.add_argument("--checkpoint-every", type=_non_negative, metavar="EPOCHS", help="checkpoint interval (default 1)")
+    parser.add_argument("--checkpoint-every", type=int_at_least(1), metavar="EPOCHS", help="checkpoint interval (default 1)")
     parser.add_argument("--run-dir", metavar="DIR", help="where the run goes (default runs/train-<model>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     parser.add_argument("--init-from", metavar="CKPT", help="fine-tune: start from a released TF1 or a project checkpoint")
-    parser.add_argument("--freeze-until", type=int, metavar="BLOCK", help="freeze the stem and blocks 0..BLOCK-1")
+    parser.add_argument("--freeze-until", type=int_at_least(0), metavar="BLOCK", help="freeze the stem and blocks 0..BLOCK-1")
     parser.add_argument("--strategy", choices=("auto", "default", "mirrored", "multiworker"), default="auto",
                         help="tf.distribute strategy (auto: TF_CONFIG workers, else the GPUs of this host)")
     parser.set_defaults(run=_run)
