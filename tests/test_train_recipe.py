@@ -53,21 +53,33 @@ def test_adam_matches_tf1():
 
 
 def test_moving_average_matches_tf1_with_num_updates():
-    value = tf.Variable(np.zeros(4, np.float32))
+    """Several variables of different shapes (the flat shadow's layout), averaged step by step."""
+    rng = np.random.default_rng(3)
+    values = [tf.Variable(rng.normal(size=s).astype(np.float32)) for s in [(4,), (2, 3), (), (3, 1, 2)]]
     step = tf.Variable(0, dtype=tf.int64)
     ref = tf.compat.v1.train.ExponentialMovingAverage(0.9999, num_updates=step)
-    ours = MovingAverage([value], 0.9999)
-    ref.apply([value])  # creates the shadow at the variable's value (and averages once at n = 0)
-    ours_shadow = ours.shadows[0]
-    ours.update(ours_shadow, value, 1.0 - ours.decay_at(0))
-    for i, g in enumerate(_grads(30, (4,), seed=3)):
-        value.assign_add(g)
+    ours = MovingAverage(values, 0.9999)
+    ref.apply(values)  # creates the shadows at the variables' values (and averages once at n = 0)
+    ours.update(ours.shadow, values, 1.0 - ours.decay_at(0))
+    for i in range(30):
+        for v in values:
+            v.assign_add(rng.normal(size=v.shape).astype(np.float32) * (1 + 10 * (i % 3)))
         step.assign(i + 1)  # the reference averages after the optimizer has incremented the step
-        ref.apply([value])
-        ours.update(ours_shadow, value, 1.0 - ours.decay_at(i + 1))
-        np.testing.assert_allclose(ours_shadow.numpy(), ref.average(value).numpy(), rtol=1e-6, atol=1e-7)
+        ref.apply(values)
+        ours.update(ours.shadow, values, 1.0 - ours.decay_at(i + 1))
+        for v, average in zip(values, ours.values()):
+            assert average.shape == tuple(v.shape)
+            np.testing.assert_allclose(average, ref.average(v).numpy(), rtol=1e-6, atol=1e-7)
     assert float(ours.decay_at(1)) == pytest.approx(2 / 11)
     assert float(ours.decay_at(10 ** 7)) == pytest.approx(0.9999)
+
+
+def test_moving_average_values_round_trip():
+    ours = MovingAverage([tf.Variable(np.zeros((2, 2), np.float32)), tf.Variable(np.zeros(3, np.float32))])
+    parts = [np.arange(4, dtype=np.float32).reshape(2, 2), np.array([7, 8, 9], np.float32)]
+    ours.assign(parts)
+    for got, want in zip(ours.values(), parts):
+        np.testing.assert_array_equal(got, want)
 
 
 def _reference_lr(step, batch, images, epochs_warmup=5):

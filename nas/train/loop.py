@@ -41,13 +41,13 @@ class Trainer:
         with strategy.scope():
             self.optimizer = Optimizer(opt, [v.value for v in self.train_vars], self.train_names)
             self.ema = MovingAverage([v.value for v in self.all_vars], c.ema_decay)
-        self.shadow_map = dict(zip(self.all_names, self.ema.shadows))
         self.slot_map = self.optimizer.slot_map(self.train_names)
         self.step = 0
         self._step_fn = self._make_step()
         self._predict = tf.function(lambda x: model(x, training=False))
 
-    def _make_step(self):
+    def _make_step(self, average: bool = True):
+        """The step; `average=False` leaves the moving average out (the benchmark's ablation only)."""
         strategy, recipe, c = self.strategy, self.recipe, self.recipe.config
         replicas = strategy.num_replicas_in_sync
         classes = self.spec.num_classes
@@ -61,11 +61,13 @@ class Trainer:
             for g, v, a, b in zip(reduced, tvars, opt.slots[0], opt.slots[1]):
                 updates.append(dist.extended.update(
                     v, lambda var, g, a, b: opt.apply(var, g, a, b, lr, step), args=(g, a, b), group=False))
-            # The average sees the incremented step, as TF1's did; 1 - decay once, not per variable.
+            if not average:
+                return
+            # The average sees the incremented step, as TF1's did.
             one_minus = 1.0 - ema.decay_at(step + 1)
             with tf.control_dependencies(tf.nest.flatten(updates)):
-                for shadow, v in zip(ema.shadows, avars):
-                    dist.extended.update(shadow, lambda s, v: ema.update(s, v, one_minus), args=(v,), group=False)
+                dist.extended.update(ema.shadow, lambda s, *vs: ema.update(s, vs, one_minus), args=tuple(avars),
+                                     group=False)
 
         def replica(images, labels, lr, step):
             with tf.GradientTape() as tape:
@@ -90,17 +92,20 @@ class Trainer:
     # -- state -------------------------------------------------------------------------------------
 
     def save(self, run_dir) -> str:
-        return state.save(run_dir, self.step, self.weights, self.shadow_map, self.slot_map)
+        shadows = dict(zip(self.all_names, self.ema.values()))
+        return state.save(run_dir, self.step, self.weights, shadows, self.slot_map)
 
     def restore(self, prefix: str) -> None:
-        self.step = state.restore(prefix, self.weights, self.shadow_map, self.slot_map)
+        shadows = dict(zip(self.all_names, self.ema.values()))  # filled in place by state.restore
+        self.step = state.restore(prefix, self.weights, shadows, self.slot_map)
+        self.ema.assign([shadows[n] for n in self.all_names])
 
     def swap_average(self):
         """Exchange the weights and their averages (call twice to undo)."""
-        for var, shadow in zip(self.all_vars, self.ema.shadows):
-            raw = var.numpy()
-            var.assign(shadow.numpy())
-            shadow.assign(raw)
+        averages = self.ema.values()
+        self.ema.assign([var.numpy() for var in self.all_vars])
+        for var, average in zip(self.all_vars, averages):
+            var.assign(average)
 
     # -- epochs ------------------------------------------------------------------------------------
 

@@ -66,7 +66,8 @@ def latest(run_dir: Path) -> str | None:
 
 
 def restore(prefix: str, weights: dict, shadows: dict, slots: dict) -> int:
-    """Assign everything `save` wrote; returns the global step."""
+    """Assign everything `save` wrote; returns the global step. `shadows` may hold numpy arrays
+    (the moving average's host copies), which are filled in place."""
     reader = tf.train.load_checkpoint(prefix)
     shapes = reader.get_variable_to_shape_map()
     wanted = {**weights, **{f"{n}/{EMA}": shadows[n] for n in weights}, **slots}
@@ -78,5 +79,8 @@ def restore(prefix: str, weights: dict, shadows: dict, slots: dict) -> int:
         if list(shapes[name]) != list(variable.shape):
             raise UserError(f"checkpoint '{prefix}': {name} is {shapes[name]}, the model's is "
                             f"{list(variable.shape)}: the spec changed since it was written")
-        variable.assign(reader.get_tensor(name))
+        if isinstance(variable, np.ndarray):
+            variable[...] = reader.get_tensor(name)
+        else:
+            variable.assign(reader.get_tensor(name))
     return int(reader.get_tensor("global_step"))
