@@ -84,6 +84,7 @@ def run(args, spec, data_config: DataConfig, train_config, run_dir: Path, say=pr
     if worker:  # non-chief workers of a cluster keep their files apart from the chief's
         run_dir = run_dir / f"worker-{worker}"
     lock = acquire_run_lock(run_dir, "training run directory")
+    policy = keras.mixed_precision.global_policy()  # set_global_policy is process-wide: undone at the end
     try:
         resume_from = None
         if args.resume:
@@ -168,4 +169,5 @@ def run(args, spec, data_config: DataConfig, train_config, run_dir: Path, say=pr
         say(f"held-out top-1 of the averaged weights: {100 * rows[-1]['top1']:.2f}%")
         return rows[-1]["top1"]
     finally:
+        keras.mixed_precision.set_global_policy(policy)
         lock.release()
