@@ -151,7 +151,8 @@ def main() -> None:
              f"{cpu[ROW_FIT] / cpu[k]:.2f}x"] for k in speed]
     body = "\n".join([
         f"Model: EfficientNet-EdgeTPU-S shrunk (width 0.25, depth 0.5, 32 px, 10 classes); batch {BATCH}, "
-        f"{STEPS} steps per epoch, one step per call on both sides (fit's steps_per_execution=1); "
+        f"{STEPS} steps per epoch, one step per call on both sides (fit's steps_per_execution=1); the loop is "
+        "the Trainer's step function (what `nas train`'s epochs call) over the same pre-made batches fit gets; "
         f"best of {REPEATS} epochs after a warm-up one, the three kinds of epoch alternating in a rotating "
         "order (the machine is shared: load falls on all alike). CPU ms/step: the process's CPU time (all "
         "threads) per step, least over the epochs; ratios are against fit (goal: the recipe's loop >= 1.0x).", "",
