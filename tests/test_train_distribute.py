@@ -105,7 +105,7 @@ def test_two_replicas_equal_one_device():
     assert proc.returncode == 0 and "two replicas equal one device" in proc.stdout, proc.stdout + proc.stderr[-3000:]
 
 
-@pytest.mark.slow  # tracing the mirrored step takes minutes on 2 shared cores
+@pytest.mark.slow  # a whole CLI run mirrored: ~15 s at load 4 on 2 cores, minutes under heavy load (the step alone: above)
 def test_two_replicas_train(tmp_path):
     """MirroredStrategy over two logical CPUs runs the recipe's step (per-replica batch norm)."""
     args = _setup(tmp_path, epochs=1, sync=False)
