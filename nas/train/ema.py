@@ -51,8 +51,8 @@ class MovingAverage:
             var=shadow.handle, alpha=tf.cast(one_minus_decay, shadow.dtype), delta=shadow - self.flatten(variables))
 
     def values(self) -> list[np.ndarray]:
-        """The shadow of each variable, in the order given at creation (host copies)."""
-        flat = self.shadow.numpy()
+        """The shadow of each variable, in the order given at creation (writable host copies)."""
+        flat = np.array(self.shadow.numpy())  # a tensor's numpy() may be a read-only view
         return [part.reshape(shape) for part, shape in zip(np.split(flat, self.splits), self.shapes)]
 
     def assign(self, values) -> None:
