@@ -72,27 +72,36 @@ def _spread(total: int, caps: np.ndarray) -> np.ndarray:
     return out
 
 
-def decode_example(serialized, resolution: int):
-    """(uint8 [R, R, 3] image, int64 label) of one serialized reference-layout Example: the centre
-    square, resized bilinearly, rounded. The in-memory and the streamed paths both decode with this,
-    so they see the same images."""
+def decode_original(serialized):
+    """(uint8 [H, W, 3] image as stored, int64 label) of one serialized reference-layout Example."""
     import tensorflow as tf
 
     example = tf.io.parse_single_example(serialized, {
         "image/encoded": tf.io.FixedLenFeature([], tf.string),
         "image/class/label": tf.io.FixedLenFeature([], tf.int64)})
     image = tf.io.decode_image(example["image/encoded"], channels=3, expand_animations=False)
+    return image, example["image/class/label"]
+
+
+def decode_example(serialized, resolution: int):
+    """(uint8 [R, R, 3] image, int64 label) of one serialized reference-layout Example: the centre
+    square, resized bilinearly, rounded. The in-memory and the streamed paths both decode with this,
+    so they see the same images."""
+    import tensorflow as tf
+
+    image, label = decode_original(serialized)
     side = tf.minimum(tf.shape(image)[0], tf.shape(image)[1])
     image = tf.image.resize_with_crop_or_pad(image, side, side)
     image = tf.image.resize(image, (resolution, resolution), method="bilinear")
-    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8), example["image/class/label"]
+    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8), label
 
 
-def _checked_decode(serialized, resolution: int):
-    """`decode_example`, failing the pipeline on a label outside the reference layout's 0..1000."""
+def _checked_decode(serialized, resolution: int | None):
+    """`decode_example` (None: `decode_original`), failing the pipeline on a label outside the
+    reference layout's 0..1000."""
     import tensorflow as tf
 
-    image, label = decode_example(serialized, resolution)
+    image, label = decode_original(serialized) if resolution is None else decode_example(serialized, resolution)
     inside = tf.logical_and(label >= 0, label < IMAGENET_CLASSES)
     with tf.control_dependencies([tf.debugging.Assert(inside, ["label outside 0..1000 (the reference layout):", label])]):
         return tf.identity(image), tf.identity(label)
@@ -187,6 +196,12 @@ class TrainStream:
         return plan.interleave(_read_file_part, cycle_length=max(1, min(INTERLEAVE_FILES, files)), block_length=1,
                                num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
 
+    def shuffled(self, seed: int, epoch: int, deterministic: bool = True):
+        """`records(seed, epoch)` through a shuffle buffer of `shuffle_buffer` records seeded by
+        (seed, epoch): the epoch's record order, the same for the same (seed, epoch)."""
+        shuffle_seed = int(np.random.default_rng([seed, epoch, 1]).integers(2**31 - 1))
+        return self.records(seed, epoch, deterministic).shuffle(self.shuffle_buffer, seed=shuffle_seed)
+
     def batches(self, batch_size: int, seed: int, epoch: int, deterministic: bool = True):
         """One epoch: `count // batch_size` full batches of uint8 images and int64 labels, shuffled
         by (seed, epoch): the same seed gives the same batches. Images stay uint8 (a quarter of
@@ -194,8 +209,7 @@ class TrainStream:
         buffer's serialized records and a few decoded batches in flight."""
         import tensorflow as tf
 
-        shuffle_seed = int(np.random.default_rng([seed, epoch, 1]).integers(2**31 - 1))
-        ds = self.records(seed, epoch, deterministic).shuffle(self.shuffle_buffer, seed=shuffle_seed)
+        ds = self.shuffled(seed, epoch, deterministic)
         ds = ds.map(lambda record: _checked_decode(record, self.resolution),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
         ds = ds.batch(batch_size, drop_remainder=True)

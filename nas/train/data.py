@@ -10,6 +10,15 @@ the model's resolution, random horizontal flip, then (on uint8) RandAugment or A
 the reference falls back to its evaluation centre crop after 10 failed attempts, the whole image is
 used here: the loaded images are already the centre square at the model's resolution, and the
 held-out images are evaluated as loaded (as `nas eval --offline` and the proxy do).
+
+Streamed ImageNet (`data.stream`, `stream_dataset`) is preprocessed exactly as the reference: every
+record of the epoch is decoded at its stored size and the distorted crop is taken from that original
+image (not from a centre square), with the reference's fallback, the centre crop of side
+R / (R + 32) of the short side, when sampling fails. The epoch's record order is `TrainStream.shuffled`
+(shards in a (seed, epoch) order, a shuffle buffer seeded by (seed, epoch)), and position `i` of
+it gets the seeds the in-memory path gives position `i`, so a streamed epoch is a pure function of
+(seed, epoch) as well. Memory: the shuffle buffer's serialized records, a few decoded images in the
+parallel map, and the batch being built plus two prefetched (float32, batch x R x R x 3 each).
 """
 
 from __future__ import annotations
@@ -24,19 +33,36 @@ def epoch_order(n: int, seed: int, epoch: int, steps: int, batch: int) -> np.nda
     return np.random.default_rng([seed, epoch]).permutation(n)[:steps * batch]
 
 
-def _crop(image, seed, min_area: float):
+CROP_PADDING = 32  # the reference's evaluation crop: side R / (R + 32) of the short side
+
+
+def _centre_crop(image, resolution: int):
+    shape = tf.shape(image)
+    side = tf.cast(resolution / (resolution + CROP_PADDING) * tf.cast(tf.minimum(shape[0], shape[1]), tf.float32),
+                   tf.int32)
+    return tf.image.crop_to_bounding_box(image, (shape[0] - side + 1) // 2, (shape[1] - side + 1) // 2, side, side)
+
+
+def _crop(image, seed, min_area: float, fallback: int | None = None):
+    """The distorted crop; with `fallback` (the resolution), a box of the whole image (failed
+    sampling, as the reference's `_decode_and_random_crop` judges it) becomes its centre crop."""
     shape = tf.shape(image)
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
         shape, bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed, min_object_covered=0.1,
         aspect_ratio_range=(3 / 4, 4 / 3), area_range=(min_area, 1.0), max_attempts=10,
         use_image_if_no_bounding_boxes=True)
-    return tf.slice(image, begin, size)
+    if fallback is None:
+        return tf.slice(image, begin, size)
+    # `size` is [h, w, -1]: compare the spatial sides only.
+    return tf.cond(tf.reduce_all(tf.equal(size[:2], shape[:2])), lambda: _centre_crop(image, fallback),
+                   lambda: tf.slice(image, begin, size))
 
 
-def preprocess_train(image, seed, resolution: int, config):
-    """uint8 [H, W, 3] -> uint8-valued float32 [R, R, 3]; `seed` is a stateless [2] int64 seed."""
+def preprocess_train(image, seed, resolution: int, config, original: bool = False):
+    """uint8 [H, W, 3] -> uint8-valued float32 [R, R, 3]; `seed` is a stateless [2] int64 seed.
+    `original`: `image` is the decoded file (streamed), so a failed crop falls back as the reference's."""
     seeds = tf.random.experimental.stateless_split(seed, 4)
-    crop = _crop(image, seeds[0], config.crop_min_area)
+    crop = _crop(image, seeds[0], config.crop_min_area, resolution if original else None)
     image = tf.image.resize(crop, (resolution, resolution), method="bilinear")
     if config.flip:
         image = tf.image.stateless_random_flip_left_right(image, seeds[1])
@@ -51,21 +77,55 @@ def preprocess_train(image, seed, resolution: int, config):
     return image
 
 
+def _prepare(recipe, spec, epoch: int, original: bool = False):
+    """(uint8 image, label, position in the epoch) -> (normalised training image, label)."""
+    c = recipe.config
+    mean, std = (tf.constant(np.asarray(v, np.float32)) for v in (spec.mean, spec.std))
+
+    def one(image, label, position):
+        seed = tf.stack([tf.constant(c.seed * 100_003 + epoch, tf.int64), position])
+        image = preprocess_train(image, seed, spec.resolution, c, original)
+        return (image - mean) / std, label
+
+    return one
+
+
+def _batched(ds, recipe) -> tf.data.Dataset:
+    return ds.batch(recipe.batch_size, drop_remainder=True).prefetch(2)
+
+
 def train_dataset(images: np.ndarray, labels: np.ndarray, recipe, spec, epoch: int) -> tf.data.Dataset:
     """Epoch `epoch`'s batches of normalised images (full batches only)."""
     c = recipe.config
     order = epoch_order(len(labels), c.seed, epoch, recipe.steps_per_epoch, recipe.batch_size)
-    mean, std = (tf.constant(np.asarray(v, np.float32)) for v in (spec.mean, spec.std))
     positions = np.arange(len(order), dtype=np.int64)
-
-    def one(image, label, position):
-        seed = tf.stack([tf.constant(c.seed * 100_003 + epoch, tf.int64), position])
-        image = preprocess_train(image, seed, spec.resolution, c)
-        return (image - mean) / std, label
-
     ds = tf.data.Dataset.from_tensor_slices((images[order], labels[order], positions))
-    ds = ds.map(one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(recipe.batch_size, drop_remainder=True).prefetch(2)
+    return _batched(ds.map(_prepare(recipe, spec, epoch), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True),
+                    recipe)
+
+
+def stream_dataset(stream, recipe, spec, epoch: int) -> tf.data.Dataset:
+    """Epoch `epoch`'s batches from a `TrainStream`, each record preprocessed from its original image."""
+    from nas.data.tfrecords import _checked_decode
+
+    count = recipe.steps_per_epoch * recipe.batch_size
+    records = stream.shuffled(recipe.config.seed, epoch).take(count)
+    prepare = _prepare(recipe, spec, epoch, original=True)
+    ds = tf.data.Dataset.zip((records, tf.data.Dataset.range(count)))
+    ds = ds.map(lambda record, position: prepare(*_checked_decode(record, None), position),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    options = tf.data.Options()
+    # Several workers: each keeps its share of the one global order (as the in-memory arrays are
+    # split), rather than tf.data's default of giving each worker its own shards of files.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return _batched(ds, recipe).with_options(options)
+
+
+def epoch_dataset(data, recipe, spec, epoch: int) -> tf.data.Dataset:
+    """The training batches of epoch `epoch` of a loaded `Dataset`: streamed or in memory."""
+    if data.stream is not None:
+        return stream_dataset(data.stream, recipe, spec, epoch)
+    return train_dataset(data.train_images, data.train_labels, recipe, spec, epoch)
 
 
 def eval_batches(images: np.ndarray, spec, batch: int = 256):

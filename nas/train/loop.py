@@ -12,6 +12,7 @@ Evaluation and checkpoints use the averaged weights (swapped in, then back), as 
 from __future__ import annotations
 
 import math
+import re
 import time
 
 import numpy as np
@@ -112,12 +113,23 @@ class Trainer:
     def lr(self, step: int) -> float:
         return learning_rate(step, **self.recipe.lr_args())
 
-    def train_epoch(self, images: np.ndarray, labels: np.ndarray, epoch: int, on_step=None) -> dict:
+    def train_epoch(self, batches: tf.data.Dataset, epoch: int, on_step=None) -> dict:
+        """One epoch over `batches` (`train_data.epoch_dataset`): exactly `steps_per_epoch` of them."""
+        from nas.common.errors import ConfigError
+
         self._seed_dropout(epoch)
-        ds = train_data.train_dataset(images, labels, self.recipe, self.spec, epoch)
-        dist = self.strategy.experimental_distribute_dataset(ds)
+        dist = iter(self.strategy.experimental_distribute_dataset(batches))
         start, losses, lr = time.perf_counter(), [], 0.0
-        for batch_images, batch_labels in dist:
+        for _ in range(self.recipe.steps_per_epoch):
+            try:  # only reading the data: a failing step is not the files' fault
+                batch_images, batch_labels = next(dist)
+            except tf.errors.OpError as exc:
+                # The message leads with the op's function node ({{function_node ...}}): noise to a user.
+                reason = re.sub(r"^\{\{.*?\}\}\s*", "", exc.message.splitlines()[0])
+                raise ConfigError(f"data.path: cannot read the training data: {reason}") from None
+            except StopIteration:
+                raise ConfigError(f"data: the training data ended after {len(losses)} of {self.recipe.steps_per_epoch} "
+                                  "batches (did the files change after they were counted?)") from None
             lr = self.lr(self.step)
             loss = self._step_fn(batch_images, batch_labels, tf.constant(lr, tf.float32),
                                  tf.constant(self.step, tf.int64))

@@ -76,6 +76,7 @@ def run(args, spec, data_config: DataConfig, train_config, run_dir: Path, say=pr
     import keras
     import tensorflow as tf
 
+    from nas.train import data as train_data
     from nas.train import distribute
     from nas.train.loop import Trainer
     from search_space.builder import build_model, reference_weight_map
@@ -101,9 +102,6 @@ def run(args, spec, data_config: DataConfig, train_config, run_dir: Path, say=pr
         spec = dataclasses.replace(spec, num_classes=data.num_classes,
                                    include_background=data.include_background)
         recipe, recipe_line = resolve(train_config, data.train_count, strategy.num_replicas_in_sync)
-        if data.stream is not None:
-            raise UserError("data.stream: streamed ImageNet is not supported by nas train yet; "
-                            "set stream: false with max_train")
         record = {"spec": spec.to_dict(), "data": section_dict(data_config), "train": recipe_dict(recipe),
                   "init_from": args.init_from, "freeze_until": args.freeze_until}
         record_text = yaml.safe_dump(record, sort_keys=False)
@@ -114,7 +112,8 @@ def run(args, spec, data_config: DataConfig, train_config, run_dir: Path, say=pr
             if changed:
                 raise UserError(f"--resume with settings that differ from the recorded run ({', '.join(changed)}); "
                                 f"use the same ones, or another --run-dir")
-        say(f"data: {data.name}, {data.train_count:,d} training and {len(data.val_labels):,d} held-out images, "
+        streamed = " (streamed from the files every epoch)" if data.stream is not None else ""
+        say(f"data: {data.name}, {data.train_count:,d} training{streamed} and {len(data.val_labels):,d} held-out images, "
             f"{data.num_classes} classes; {distribute.describe(strategy)}")
         say(recipe_line)
         if recipe.config.mixed_precision:
@@ -146,7 +145,7 @@ def run(args, spec, data_config: DataConfig, train_config, run_dir: Path, say=pr
         started = time.perf_counter()
         c = recipe.config
         for epoch in range(start_epoch, c.epochs):
-            stats = trainer.train_epoch(data.train_images, data.train_labels, epoch)
+            stats = trainer.train_epoch(train_data.epoch_dataset(data, recipe, spec, epoch), epoch)
             top1, top5 = trainer.evaluate(data.val_images, data.val_labels)
             row = {"epoch": epoch + 1, "step": trainer.step, "top1": top1, "top5": top5, **stats}
             rows.append(row)
@@ -163,7 +162,7 @@ def run(args, spec, data_config: DataConfig, train_config, run_dir: Path, say=pr
             raise UserError(f"the run in '{run_dir}' has already trained its {c.epochs} epochs")
         if worker == 0:
             plot_curves(run_dir, rows)
-            write_summary(run_dir, spec, recipe_line, f"{data.name}, {data.train_count:,d} training images",
+            write_summary(run_dir, spec, recipe_line, f"{data.name}, {data.train_count:,d} training images{streamed}",
                           rows, time.perf_counter() - started)
         say(f"wrote {run_dir} (nas export --ckpt {run_dir}; nas eval --ckpt {run_dir})")
         say(f"held-out top-1 of the averaged weights: {100 * rows[-1]['top1']:.2f}%")
