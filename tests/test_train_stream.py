@@ -85,9 +85,18 @@ def test_streamed_epoch_is_a_function_of_seed_and_epoch(records):
     assert pixels.min() >= -1e-3 and pixels.max() <= 255 + 1e-3  # the model's normalisation, undone
 
 
+def _png(image):
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG")
+    return out.getvalue()
+
+
 @pytest.fixture(scope="module")
 def wide_records(tmp_path_factory):
-    """Images 96 x 32: red left and right thirds around a blue middle, so the centre square is all blue."""
+    """Images 96 x 32: red left and right thirds around a blue middle, so the centre square is all
+    blue. Class 1 is stored as JPEG (cropped while decoding), class 2 as PNG (decoded, then cropped)."""
     root = tmp_path_factory.mktemp("wide")
     image = np.zeros((32, 96, 3), np.uint8)
     image[:, :, 2] = 220
@@ -95,7 +104,9 @@ def wide_records(tmp_path_factory):
     for split, count in (("train", 32), ("validation", 4)):
         with tf.io.TFRecordWriter(str(root / f"{split}-00000-of-00001")) as writer:
             for i in range(count):
-                writer.write(_example(_jpeg(image), 1 + i % 2, f"{split}_{i}.JPEG", 96, 32))
+                label = 1 + i % 2
+                encoded = _jpeg(image) if label == 1 else _png(image)
+                writer.write(_example(encoded, label, f"{split}_{i}", 96, 32))
     return load_dataset(DataConfig(source="imagenet", path=str(root), stream=True, shuffle_buffer=8), RES)
 
 
@@ -111,8 +122,10 @@ def _pixels(batches, spec):
 def test_streamed_crops_come_from_the_original_image(wide_records):
     assert not _red(wide_records.train_images.astype(np.float32)).any()  # the centre square: blue only
     batches, spec = _pipeline(wide_records, epoch=0)
-    red = _red(_pixels(batches, spec))
-    assert len(red) == 32 and red.any(), red  # a crop of the centre square would never reach the edges
+    red, labels = _red(_pixels(batches, spec)), np.concatenate([y for _, y in batches])
+    assert len(red) == 32 and sorted(labels) == [1] * 16 + [2] * 16
+    # A crop of the centre square would never reach the edges: JPEG and PNG records both do.
+    assert red[labels == 1].any() and red[labels == 2].any(), (red, labels)
     # Area 1 at aspect 3/4..4/3 never fits a 3:1 image: the sampler fails, and the reference falls back
     # to its centre crop (a square of 16 / (16 + 32) of the short side, centred): blue only.
     fallback, spec = _pipeline(wide_records, epoch=0, crop_min_area=1.0)

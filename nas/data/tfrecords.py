@@ -72,15 +72,14 @@ def _spread(total: int, caps: np.ndarray) -> np.ndarray:
     return out
 
 
-def decode_original(serialized):
-    """(uint8 [H, W, 3] image as stored, int64 label) of one serialized reference-layout Example."""
+def parse_example(serialized):
+    """(encoded image bytes, int64 label) of one serialized reference-layout Example."""
     import tensorflow as tf
 
     example = tf.io.parse_single_example(serialized, {
         "image/encoded": tf.io.FixedLenFeature([], tf.string),
         "image/class/label": tf.io.FixedLenFeature([], tf.int64)})
-    image = tf.io.decode_image(example["image/encoded"], channels=3, expand_animations=False)
-    return image, example["image/class/label"]
+    return example["image/encoded"], example["image/class/label"]
 
 
 def decode_example(serialized, resolution: int):
@@ -89,7 +88,8 @@ def decode_example(serialized, resolution: int):
     so they see the same images."""
     import tensorflow as tf
 
-    image, label = decode_original(serialized)
+    encoded, label = parse_example(serialized)
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
     side = tf.minimum(tf.shape(image)[0], tf.shape(image)[1])
     image = tf.image.resize_with_crop_or_pad(image, side, side)
     image = tf.image.resize(image, (resolution, resolution), method="bilinear")
@@ -97,11 +97,11 @@ def decode_example(serialized, resolution: int):
 
 
 def _checked_decode(serialized, resolution: int | None):
-    """`decode_example` (None: `decode_original`), failing the pipeline on a label outside the
-    reference layout's 0..1000."""
+    """`decode_example` (None: `parse_example`, the image left encoded), failing the pipeline on a
+    label outside the reference layout's 0..1000."""
     import tensorflow as tf
 
-    image, label = decode_original(serialized) if resolution is None else decode_example(serialized, resolution)
+    image, label = parse_example(serialized) if resolution is None else decode_example(serialized, resolution)
     inside = tf.logical_and(label >= 0, label < IMAGENET_CLASSES)
     with tf.control_dependencies([tf.debugging.Assert(inside, ["label outside 0..1000 (the reference layout):", label])]):
         return tf.identity(image), tf.identity(label)
