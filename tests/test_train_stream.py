@@ -12,6 +12,7 @@ import tensorflow as tf
 import yaml
 
 from nas.data import DataConfig, load_dataset
+from nas.deploy.preprocessing import crop_window
 from nas.train import data as train_data
 from nas.train.recipe import TrainConfig, resolve
 from search_space import get_spec
@@ -130,6 +131,10 @@ def test_streamed_crops_come_from_the_original_image(wide_records):
     # to its centre crop (a square of 16 / (16 + 32) of the short side, centred): blue only.
     fallback, spec = _pipeline(wide_records, epoch=0, crop_min_area=1.0)
     assert not _red(_pixels(fallback, spec)).any()
+    for shape in ((32, 96, 3), (375, 1500, 3)):  # the window is the evaluation crop's (nas.deploy.preprocessing)
+        begin, size = train_data._window(tf.constant(shape), tf.constant([0, 1], tf.int64), 1.0, fallback=224)
+        top, left, side = crop_window(shape[0], shape[1], 224)
+        assert list(begin.numpy()) == [top, left] and list(size.numpy()) == [side, side]
 
 
 def _args(resume=False):

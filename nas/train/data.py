@@ -27,14 +27,12 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from nas.deploy.preprocessing import CROP_PADDING  # the reference's evaluation crop (`crop_window` there)
 from nas.train import augment
 
 
 def epoch_order(n: int, seed: int, epoch: int, steps: int, batch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)[:steps * batch]
-
-
-CROP_PADDING = 32  # the reference's evaluation crop: side R / (R + 32) of the short side
 
 
 def _window(shape, seed, min_area: float, fallback: int | None = None):
