@@ -26,7 +26,7 @@ from tests.search_helpers import TINY, tiny_config, write_config
     ({"data": {"source": "offline", "path": "x"}}, ["data.path: not used by the 'offline' source"]),
     ({"data": {"source": "tfds", "name": "mnist"}}, ["data.source: 'tfds' needs TensorFlow Datasets",
                                                       "pip install tensorflow-datasets"]),
-    ({"data": {"source": "web"}}, ["data.source: unknown data source 'web' (known: offline, directory, tfds, imagenet)"]),
+    ({"data": {"source": "web"}}, ["data.source: unknown data source 'web' (known: offline, mnist, directory, tfds, imagenet)"]),
     ({"controller": {"name": "foo"}}, ["controller.name: unknown controller 'foo'",
                                        "mnas, reinforce, evolution, random"]),
     ({"controller": {"name": "evolution", "learning_rate": 0.1}},

@@ -9,7 +9,7 @@ A new source: `nas/data/<name>.py` with a `DataSource` subclass decorated
 
 from nas.data.base import DATA_SOURCES, DataConfig, Dataset, DataSource, check_data, load_dataset
 from nas.data.images import IMAGE_SUFFIXES, normalize
-from nas.data import offline, directory, tfds, imagenet  # noqa: E402,F401  (each registers its source)
+from nas.data import offline, mnist, directory, tfds, imagenet  # noqa: E402,F401  (each registers its source)
 
 __all__ = ["DATA_SOURCES", "IMAGE_SUFFIXES", "DataConfig", "DataSource", "Dataset", "check_data", "load_dataset",
            "normalize"]

