@@ -62,7 +62,7 @@ def register(commands) -> None:
     which.add_argument("--model", metavar="NAME", help="registered model (see 'nas models')")
     which.add_argument("--spec", metavar="FILE", help="ModelSpec .yaml file (a search's best.yaml, a scaled spec)")
     parser.add_argument("--config", metavar="FILE", help="YAML with a train: section and a data: section "
-                                                         "(the search's format: offline, directory, tfds, imagenet)")
+                                                         "(the search's format: offline, mnist, directory, tfds, imagenet)")
     parser.add_argument("--data-dir", metavar="DIR", help="labelled images: DIR/train/<class>/* and DIR/val/<class>/*, "
                                                           "or DIR/<class>/* (a fixed 20%% is held out)")
     parser.add_argument("--preset", choices=("auto", "reference", "small"),
