@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 
+from nas.common.errors import UserError
+
 NUMPY_LIMIT = 2**32  # np.random.seed: [0, 2**32)
 TF_LIMIT = 2**31 - 1  # tf.random.set_seed / op seeds: [0, 2**31 - 1)
 SAFE_LIMIT = min(NUMPY_LIMIT, TF_LIMIT)  # what every library accepts
@@ -34,8 +36,6 @@ def fit_seed(value: int, purpose: str, limit: int = NUMPY_LIMIT) -> int:
 
 def check_seed(value: object, what: str = "seed") -> int:
     """A user's seed: any non-negative whole number (not a bool)."""
-    from nas.common.errors import UserError
-
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise UserError(f"{what}: expected a non-negative whole number, got {value!r}")
     return value
