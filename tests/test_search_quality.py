@@ -15,7 +15,7 @@ from nas.controllers.mnas import MnasOptions
 from nas.proxy.task import ProxyConfig, shrink
 from nas.proxy.visibility import blind_kernel_stages, stage_maps
 from nas.search.config import load_config
-from nas.search.reward import SOFT, mnas_reward
+from nas.search.reward import make_reward
 from search_space.counting import model_cost
 from search_space.registry import REGISTRY
 
@@ -26,20 +26,20 @@ ROBUST = dict(advantage="batch", unique=True, learning_rate=0.02)
 
 
 class Surrogate:
-    """The default search's soft reward with `sim` latency and a spec-only accuracy (as
+    """The default search's reward (the config's) with `sim` latency and a spec-only accuracy (as
     benchmarks/bench_controllers.py's: saturating in MACs, small bonuses per stage choice)."""
 
     def __init__(self):
         self.space = DEFAULT.space
         self.latency = make_latency_model("sim")
-        self.target = self.latency.predict_ms(REGISTRY["efficientnet-edgetpu-S"])
+        self.reward = make_reward(DEFAULT.reward, self.latency.predict_ms(REGISTRY["efficientnet-edgetpu-S"]))
 
     def __call__(self, decisions):
         spec = self.space.to_spec(decisions)
         acc = 0.82 - 0.06 * (model_cost(spec).macs / 1.8e9) ** -0.5
         for i, block in enumerate(spec.blocks):
             acc += 0.003 * block.skip + (0.004 if i <= 2 else -0.004) * (block.kind == "fused_mbconv")
-        return mnas_reward(acc, self.latency.predict_ms(spec), self.target, *SOFT)
+        return self.reward(acc, self.latency.predict_ms(spec))
 
 
 @pytest.fixture(scope="module")
