@@ -168,3 +168,15 @@ def holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
         if len(idx) > 1:
             val[rng.choice(idx, max(1, int(round(len(idx) * fraction))), replace=False)] = True
     return val
+
+
+def split_of(data: tuple[np.ndarray, np.ndarray], split: str, fraction: float, seed: int):
+    """The `train`, `val` or `all` part of an in-memory (images, labels) set under `holdout`."""
+    if split not in ("train", "val", "all"):
+        raise ValueError(f"split must be train, val or all, not {split!r}")
+    images, labels = data
+    if split == "all":
+        return images, labels
+    val = holdout(labels, fraction, seed)
+    mask = val if split == "val" else ~val
+    return images[mask], labels[mask]

