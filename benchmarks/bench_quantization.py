@@ -24,7 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 from common import markdown_table, write_results  # noqa: E402
-from nas.deploy import evaluate, export  # noqa: E402
+from nas.deploy import evaluate  # noqa: E402
+from nas.deploy import exporter as export  # noqa: E402
+from nas.common.files import write_bytes  # noqa: E402
 from nas.deploy.checkpoints import load_model, save_checkpoint  # noqa: E402
 from nas.data.images import normalize  # noqa: E402
 from nas.data.offline import OFFLINE_CLASSES, load_offline  # noqa: E402
@@ -75,7 +77,7 @@ def run(label: str, width: float, resolution: int, workdir: Path) -> list:
     files = {}
     for quantize in (False, True):
         calibration = export.calibration_images(spec, None, CALIBRATION) if quantize else None
-        path = export.write_bytes(workdir / f"{spec.name}_{'int8' if quantize else 'float'}.tflite",
+        path = write_bytes(workdir / f"{spec.name}_{'int8' if quantize else 'float'}.tflite",
                                   export.to_tflite(model, quantize, calibration))
         files[quantize] = path
     float_acc, float_pred = top1(evaluate.tflite_classifier(files[False], spec.mean, spec.std), x, labels)
