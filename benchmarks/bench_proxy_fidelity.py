@@ -112,6 +112,10 @@ def report(store: dict, n: int, seeds: list[int], variants: list[str], reference
              f"{REFERENCE['resolution']} px, strides {REFERENCE['strides']} (every stage on >= 2x2 maps), seed 0, same "
              f"data; {len(ref_secs)} of {n} architectures trained"
              + (f", {statistics.mean(ref_secs):.0f} s each." if ref_secs else "."),
+             *([f"Reference accuracies span {min(r for r in ref if r is not None):.3f} to "
+                f"{max(r for r in ref if r is not None):.3f} ({len({r for r in ref if r is not None})} distinct values "
+                f"over {len(ref_secs)} architectures): near the data's ceiling, so part of its ranking is its own noise, "
+                "which bounds the Kendall tau any proxy can reach against it."] if ref_secs else []),
              "Architectures: the first N of a fixed list of random samples of the default space "
              f"(random.Random({ARCH_SEED})). Variants: " + "; ".join(
                  f"`{v}`: proxy as the config" + (f" with {VARIANTS[v]}" if VARIANTS[v] else "") for v in variants) + ".",
