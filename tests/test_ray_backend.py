@@ -142,11 +142,23 @@ def test_killed_driver_resumes_through_ray_restore(tmp_path):
     assert sorted(r["trial"] for r in journal(run_dir)) == list(range(total + 2))
 
 
-def _trial_workers() -> list[int]:
+def _descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        # /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after its ")".
+        pid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    return False
+
+
+def _trial_workers(driver: subprocess.Popen) -> list[int]:
+    """The trial workers of this driver's cluster only (the raylet it started spawns them): another
+    Ray job on the machine, such as a second test run, has workers with the same name."""
     pids = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and "ImplicitFunc.train" in (proc / "cmdline").read_text():
+            if (proc.name.isdigit() and "ImplicitFunc.train" in (proc / "cmdline").read_text()
+                    and _descends_from(int(proc.name), driver.pid)):
                 pids.append(int(proc.name))
         except OSError:
             pass
@@ -163,8 +175,8 @@ def test_crashed_worker_is_retried_then_journaled(tmp_path, max_failures, status
     run_dir = tmp_path / "runs" / "tiny"
     driver = start_nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path)
     try:
-        wait_for(lambda: bool(_trial_workers()), 120, "a trial to start", driver)
-        for pid in _trial_workers():
+        wait_for(lambda: bool(_trial_workers(driver)), 120, "a trial to start", driver)
+        for pid in _trial_workers(driver):
             os.kill(pid, signal.SIGKILL)
         output, _ = driver.communicate(timeout=300)
     finally:
