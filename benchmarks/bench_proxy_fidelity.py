@@ -103,6 +103,7 @@ def report(store: dict, n: int, seeds: list[int], variants: list[str], reference
         rows.append([variant, len(done), len(seeds), f"{statistics.mean(means):.3f}", f"{within:.3f}", f"{across:.3f}",
                      f"{across / within:.1f}", f"{tau:.2f} (N={len(paired)})", f"{secs:.1f}"])
     ref_secs = [store[f"reference|{i}|0"]["seconds"] for i in range(n) if f"reference|{i}|0" in store]
+    ref_done = [r for r in ref if r is not None]
     trained = {v: sum(k.startswith(f"{v}|") for k in store) for v in [*variants, "reference"]}
     body = [f"Trials stored: {', '.join(f'{v} {c}' for v, c in trained.items())}. A variant needs at least two "
             f"architectures with all {len(seeds)} seeds to get a row.", ""]
@@ -112,10 +113,9 @@ def report(store: dict, n: int, seeds: list[int], variants: list[str], reference
              f"{REFERENCE['resolution']} px, strides {REFERENCE['strides']} (every stage on >= 2x2 maps), seed 0, same "
              f"data; {len(ref_secs)} of {n} architectures trained"
              + (f", {statistics.mean(ref_secs):.0f} s each." if ref_secs else "."),
-             *([f"Reference accuracies span {min(r for r in ref if r is not None):.3f} to "
-                f"{max(r for r in ref if r is not None):.3f} ({len({r for r in ref if r is not None})} distinct values "
-                f"over {len(ref_secs)} architectures): near the data's ceiling, so part of its ranking is its own noise, "
-                "which bounds the Kendall tau any proxy can reach against it."] if ref_secs else []),
+             *([f"Reference accuracies span {min(ref_done):.3f} to {max(ref_done):.3f} ({len(set(ref_done))} distinct "
+                f"values over {len(ref_done)} architectures): near the data's ceiling, so part of its ranking is its "
+                "own noise, which bounds the Kendall tau any proxy can reach against it."] if ref_done else []),
              "Architectures: the first N of a fixed list of random samples of the default space "
              f"(random.Random({ARCH_SEED})). Variants: " + "; ".join(
                  f"`{v}`: proxy as the config" + (f" with {VARIANTS[v]}" if VARIANTS[v] else "") for v in variants) + ".",
