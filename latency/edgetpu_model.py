@@ -6,11 +6,13 @@ inference costs
 
     fixed_ms                                        invoke + USB round trip set-up
   + op_overhead_ms * ops                            per-op instruction issue / pipeline fill
-  + sum_kind padded_macs_kind / (PEAK * eff_kind)   MACs with partial array tiles counted whole
-                                                    (65 channels on a 64-wide array take 2 passes)
+  + sum_kind padded_macs_kind / (PEAK * eff_kind)   MACs with output channels padded to whole
+                                                    multiples of the array's 64 lanes (65 take 2
+                                                    passes); the reduction is not padded
   + moved_bytes / move_bandwidth                    element-wise, pool, resize: these move whole
                                                     activation maps and do no MACs
-  + layout_bytes / layout_bandwidth                 concat, pad, slice: copies only
+  + layout_bytes / layout_bandwidth                 pad, slice, transpose: copies only (a concatenation
+                                                    is free: its producers write into its output)
   + (streamed params + io + 2 * spill) / USB bw     parameters beyond the ~8 MB on-chip memory left
                                                     beside the largest activations, input/output and tensors
                                                     crossing to the host, activations that do not
@@ -78,11 +80,13 @@ MEANINGS = {
     "fixed_ms": "per inference: invoke and USB round trip set-up (fitted)",
     "move_mb_per_s": "on-chip rate of MAC-free arithmetic ops (add, mul, pool, mean, resize, logistic, quantize), bytes "
                      "read+written (fitted)",
-    "layout_mb_per_s": "rate of MAC-free copies (concatenation, pad, slice, transpose), bytes read+written (fitted)",
+    "layout_mb_per_s": "rate of MAC-free copies (pad, slice, transpose), bytes read+written; a concatenation is "
+                       "free, written in place by its producers (fitted)",
     "onchip_mb": "on-chip memory shared by cached parameters and the largest activation working set; "
                  "parameters beyond what is left stream over USB every inference (fitted, nominal 8 MiB)",
-    "mac_tile": "MAC array width: channel dims are padded to multiples of it (64x64 matches 4 TOPS; chosen "
-                "by the benchmark among 16, 32, 64 by leave-one-family-out error)",
+    "mac_tile": "MAC array lanes: output channels are padded to multiples of it, the reduction (taps x input "
+                "channels) is accumulated over cycles unpadded (64 lanes x 64 outputs matches 4 TOPS; chosen by the "
+                "benchmark among 16, 32, 64 by leave-one-family-out error)",
     "host_op_ms": "per op run on the host CPU (nominal, not fitted: no published row runs ops on the host)",
     "host_gmacs_per_s": "host CPU int8 rate for MAC ops run there (nominal, not fitted)",
     "host_cpu_mb_per_s": "host CPU rate for the bytes its ops read and write (nominal, not fitted)",

@@ -71,17 +71,22 @@ def _conv(i_in, i_out, size, cin, cout, wid):
                                _t(wid + 1, cout, const=True, itemsize=4)), (_t(i_out, 1, size, size, cout),))
 
 
-def test_concatenation_costs_in_proportion_to_bytes():
+def test_concatenation_is_written_in_place_and_pad_costs_in_proportion_to_bytes():
     c = load_constants()
+    concat = GraphOp("CONCATENATION", (_t(0, 1, 28, 28, 32), _t(1, 1, 28, 28, 32)), (_t(2, 1, 28, 28, 64),))
+    work = graph_work([concat], 0)
+    assert work.ops == 0 and work.layout_bytes == 0 and work.moved_bytes == 0
+    assert work.peak_act_bytes == 28 * 28 * 64  # the output buffer its producers write into
+    assert predict_work_ms(work, c) == pytest.approx(predict_work_ms(Work(), c))
 
-    def concat_ms(ch):
-        op = GraphOp("CONCATENATION", (_t(0, 1, 28, 28, ch), _t(1, 1, 28, 28, ch)), (_t(2, 1, 28, 28, 2 * ch),))
+    def pad_ms(ch):
+        op = GraphOp("PAD", (_t(0, 1, 28, 28, ch), _t(5, 4, 2, const=True, itemsize=4)), (_t(2, 1, 30, 30, ch),))
         work = graph_work([op], 0)
-        assert work.layout_bytes == 2 * 28 * 28 * 2 * ch and work.moved_bytes == 0 and work.ops == 1
+        assert work.layout_bytes == 28 * 28 * ch + 30 * 30 * ch and work.moved_bytes == 0 and work.ops == 1
         return predict_work_ms(work, c) - predict_work_ms(Work(), c) - c.op_overhead_ms
 
-    assert concat_ms(64) == pytest.approx(2 * concat_ms(32), rel=1e-9)
-    assert concat_ms(32) == pytest.approx(1e-3 * 2 * 28 * 28 * 64 / c.layout_mb_per_s)
+    assert pad_ms(64) == pytest.approx(2 * pad_ms(32), rel=1e-9)
+    assert pad_ms(32) == pytest.approx(1e-3 * (28 * 28 + 30 * 30) * 32 / c.layout_mb_per_s)
 
 
 def test_activations_beyond_onchip_memory_cross_usb_twice():
@@ -103,6 +108,17 @@ def test_unknown_op_is_listed_and_costed_with_the_host_default():
     assert work.io_bytes == 8 * 8 * 16  # the conv's output crosses to the host
     text = TflitePrediction(1.0, work.on_host, work.unknown).describe()
     assert "FROBNICATE" in text and "unknown" in text
+
+
+def test_a_model_output_made_on_the_host_does_not_cross_usb():
+    """DeepLab's ARG_MAX: its logits input crosses to the host, its label map (a model output, which
+    io_bytes counts) is made there and never crosses."""
+    labels = Tensor(2, (1, 8, 8), 4, model_output=True)
+    ops = [_conv(0, 1, 8, 16, 16, 10), GraphOp("ARG_MAX", (_t(1, 1, 8, 8, 16), _t(20, 1, const=True, itemsize=4)),
+                                               (labels,))]
+    io = 8 * 8 * 16 + labels.bytes  # model input + output, as read_graph counts them
+    work = graph_work(ops, io)
+    assert work.on_host == ("ARG_MAX",) and work.io_bytes == 8 * 8 * 16 + 8 * 8 * 16  # input, logits
 
 
 def test_everything_after_the_first_unsupported_op_runs_on_the_host():
@@ -232,11 +248,11 @@ def test_tflite_reader_on_a_small_converted_graph():
                                      "PAD", "CONV_2D", "QUANTIZE"]
     work = graph_work(ops, io)
     assert work.macs == (16 * 16 * 27 * 8 + 16 * 16 * 9 * 8 * 8, 0, 34 * 34 * 16 * 4, 0)
-    assert work.padded_macs[2] == 34 * 34 * 64 * 64  # 16 in and 4 out channels each fill one 64-lane tile
+    assert work.padded_macs[2] == 34 * 34 * 16 * 64  # 4 out channels fill one 64-lane tile; the 16 in are not padded
     map16, map32, map34 = 16 * 16 * 8, 32 * 32 * 8, 34 * 34 * 16
     assert work.moved_bytes == 2 * 16 * 16 * 3 + (map16 + map32) + 2 * 34 * 34 * 4  # quantize, resize, quantize
-    assert work.layout_bytes == 4 * map32 + (2 * map32 + map34)  # concatenation, pad
-    assert work.ops == 8 and work.on_host == ()
+    assert work.layout_bytes == 2 * map32 + map34  # pad (the concatenation is written in place: free)
+    assert work.ops == 7 and work.on_host == ()
     assert io == 16 * 16 * 3 + 34 * 34 * 4
 
 
