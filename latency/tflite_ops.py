@@ -77,7 +77,7 @@ def _macs(op: GraphOp, tile: int) -> tuple[str, int, int, int]:
         return ("conv1x1" if kh == kw == 1 else "conv"), math.prod(out[:-1]) * kh * kw * cin * cout, kh * kw * cin, cout
     if op.name == "DEPTHWISE_CONV_2D":
         _, kh, kw, ch = op.inputs[1].shape
-        return "depthwise", math.prod(out[:-1]) * kh * kw * ch, 0, ch
+        return "depthwise", math.prod(out[:-1]) * kh * kw * ch, kh * kw, ch
     if op.name == "TRANSPOSE_CONV":  # inputs: output shape, weights (cout, kh, kw, cin), input
         cout, kh, kw, cin = op.inputs[1].shape
         return "conv", math.prod(op.inputs[2].shape[:-1]) * kh * kw * cin * cout, kh * kw * cin, cout

@@ -14,7 +14,7 @@ from latency.edgetpu_fit import NOMINAL, fit_constants, leave_group_out_ms, leav
 from latency.edgetpu_model import (EdgeTpuCostModel, TflitePrediction, Work, breakdown_ms,
                                    load_constants, predict_work_ms, spec_work)
 from latency.tflite_ops import GraphOp, Tensor, graph_work
-from latency.work import ACT_SRAM_BYTES, tflite_op_work
+from latency.work import ACT_SRAM_BYTES, DRAIN_CYCLES, tflite_op_work
 from search_space import REGISTRY
 from search_space.counting import model_cost
 from search_space.ops import Op
@@ -46,20 +46,49 @@ def test_cached_spec_prediction_equals_the_summed_work():
 
 
 def _per_mac_ms(op: Op) -> float:
+    """On a map large enough that the op's work hides its overhead (an op costs max(overhead, work))."""
     c = load_constants()
     work = tflite_op_work(op, c.mac_tile)
-    return (predict_work_ms(work, c) - predict_work_ms(Work(), c) - c.op_overhead_ms) / op.macs
+    assert breakdown_ms(work, c)["op overhead"] == pytest.approx(0, abs=1e-12)
+    return (predict_work_ms(work, c) - predict_work_ms(Work(), c)) / op.macs
 
 
 @pytest.mark.parametrize("kind", ["conv", "conv1x1", "depthwise"])
 def test_tiling_65_channels_cost_more_per_mac_than_64(kind):
     k = 3 if kind != "conv1x1" else 1
-    base = Op(kind, 14, 14, 64, 64, k)
-    wider = Op(kind, 14, 14, 65 if kind == "conv1x1" else 64, 65, k)  # depthwise: in = out channels
-    if kind == "depthwise":
-        wider = Op(kind, 14, 14, 65, 65, k)
+    base = Op(kind, 112, 112, 64, 64, k)
+    wider = Op(kind, 112, 112, 64, 65, k)
+    if kind == "depthwise":  # in = out channels
+        wider = Op(kind, 112, 112, 65, 65, k)
     assert _per_mac_ms(wider) > 1.5 * _per_mac_ms(base)  # 65 of 128 lanes busy on the extra pass
-    assert _per_mac_ms(Op(kind, 14, 14, 128, 128, k)) == pytest.approx(_per_mac_ms(base), rel=1e-9)
+    same_reduction = Op(kind, 112, 112, 128 if kind == "depthwise" else 64, 128, k)
+    assert _per_mac_ms(same_reduction) == pytest.approx(_per_mac_ms(base), rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["conv", "conv1x1", "depthwise"])
+def test_each_output_vector_drains_for_a_fixed_number_of_cycles(kind):
+    """MACs are charged (reduce + DRAIN_CYCLES) / reduce times: a short reduction costs more per MAC."""
+    if kind == "depthwise":  # the reduction is the taps
+        short, long_, r_short, r_long = Op(kind, 112, 112, 64, 64, 3), Op(kind, 112, 112, 64, 64, 5), 9, 25
+    else:
+        k = 3 if kind == "conv" else 1
+        short, long_ = Op(kind, 112, 112, 64, 64, k), Op(kind, 112, 112, 256, 64, k)
+        r_short, r_long = k * k * 64, k * k * 256
+    ratio = ((r_short + DRAIN_CYCLES) / r_short) / ((r_long + DRAIN_CYCLES) / r_long)
+    assert _per_mac_ms(short) / _per_mac_ms(long_) == pytest.approx(ratio, rel=1e-9)
+
+
+def test_op_overhead_is_hidden_behind_the_ops_own_work():
+    """An op costs max(op_overhead_ms, its work): a tiny op costs the overhead, a big one its work."""
+    c = load_constants()
+    none = predict_work_ms(Work(), c)
+    tiny = tflite_op_work(Op("conv1x1", 2, 2, 8, 8, 1), c.mac_tile)
+    assert predict_work_ms(tiny, c) - none == pytest.approx(c.op_overhead_ms)
+    big = tflite_op_work(Op("conv", 112, 112, 64, 64, 3), c.mac_tile)
+    assert predict_work_ms(big, c) - none == pytest.approx(breakdown_ms(big, c)["conv MACs"])
+    # a hand-made Work without per-op records hides nothing
+    flat = dataclasses.replace(big, per_op=())
+    assert predict_work_ms(flat, c) - predict_work_ms(big, c) == pytest.approx(c.op_overhead_ms)
 
 
 def _t(i, *shape, const=False, itemsize=1, dynamic=False):
@@ -79,14 +108,14 @@ def test_concatenation_is_written_in_place_and_pad_costs_in_proportion_to_bytes(
     assert work.peak_act_bytes == 28 * 28 * 64  # the output buffer its producers write into
     assert predict_work_ms(work, c) == pytest.approx(predict_work_ms(Work(), c))
 
-    def pad_ms(ch):
-        op = GraphOp("PAD", (_t(0, 1, 28, 28, ch), _t(5, 4, 2, const=True, itemsize=4)), (_t(2, 1, 30, 30, ch),))
+    def pad_ms(ch):  # large enough for its copying to hide its op overhead
+        op = GraphOp("PAD", (_t(0, 1, 112, 112, ch), _t(5, 4, 2, const=True, itemsize=4)), (_t(2, 1, 114, 114, ch),))
         work = graph_work([op], 0)
-        assert work.layout_bytes == 28 * 28 * ch + 30 * 30 * ch and work.moved_bytes == 0 and work.ops == 1
-        return predict_work_ms(work, c) - predict_work_ms(Work(), c) - c.op_overhead_ms
+        assert work.layout_bytes == 112 * 112 * ch + 114 * 114 * ch and work.moved_bytes == 0 and work.ops == 1
+        return predict_work_ms(work, c) - predict_work_ms(Work(), c)
 
     assert pad_ms(64) == pytest.approx(2 * pad_ms(32), rel=1e-9)
-    assert pad_ms(32) == pytest.approx(1e-3 * (28 * 28 + 30 * 30) * 32 / c.layout_mb_per_s)
+    assert pad_ms(32) == pytest.approx(1e-3 * (112 * 112 + 114 * 114) * 32 / c.layout_mb_per_s)
 
 
 def test_activations_beyond_onchip_memory_cross_usb_twice():
@@ -248,7 +277,8 @@ def test_tflite_reader_on_a_small_converted_graph():
                                      "PAD", "CONV_2D", "QUANTIZE"]
     work = graph_work(ops, io)
     assert work.macs == (16 * 16 * 27 * 8 + 16 * 16 * 9 * 8 * 8, 0, 34 * 34 * 16 * 4, 0)
-    assert work.padded_macs[2] == 34 * 34 * 16 * 64  # 4 out channels fill one 64-lane tile; the 16 in are not padded
+    # 4 out channels fill one 64-lane tile; the 16 in are not padded; each output vector takes 16 + 32 cycles
+    assert work.padded_macs[2] == pytest.approx(34 * 34 * 16 * 64 * (16 + DRAIN_CYCLES) / 16)
     map16, map32, map34 = 16 * 16 * 8, 32 * 32 * 8, 34 * 34 * 16
     assert work.moved_bytes == 2 * 16 * 16 * 3 + (map16 + map32) + 2 * 34 * 34 * 4  # quantize, resize, quantize
     assert work.layout_bytes == 2 * map32 + map34  # pad (the concatenation is written in place: free)
