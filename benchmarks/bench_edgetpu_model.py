@@ -266,12 +266,9 @@ def report(rows: list[dict], paths: dict[str, Path], write_constants: bool) -> i
                             [[t, *(f"{p[t]:.2f}" for p in parts)] for t in parts[0]])
     lines += ["", "Why rows miss (qualitative; the figures are in the tables above):", "",
               "- inception_v1: over-predicted: a small graph of many narrow ops (57 convolutions, "
-              "13 pools) whose per-op overhead is now mostly hidden behind the ops' own work (an op costs the larger "
-              "of the two); it still runs faster per MAC on the device than the other rows say.",
-              "- mobilenet_v2: over-predicted: 17 depthwise 3x3 convolutions, whose 9-tap reduction the 32 drain "
-              "cycles per output vector make 4.6 times as costly per MAC as their MACs alone; left out with its family "
-              "(MobileNet v1), the depthwise cost is set by rows whose depthwise convolutions are 5x5 (EfficientNet) "
-              "or on other maps (U-Net, DeepLab), and it over-predicts the 3x3 ones.",
+              "13 pools) whose per-op overhead is mostly hidden behind the convolutions' own work (a MAC op costs the "
+              "larger of the two, a MAC-free op only its bytes); it still runs faster per MAC on the device than "
+              "the other rows say.",
               "- efficientnet-edgetpu-S: under-predicted: with the same MAC and tile constants it runs slower per MAC "
               "on the device than Inception v1 (similar MACs, 3.4 vs 5.1 ms published); its heaviest convolutions "
               "work on 112x112 and 56x56 maps with 24-96 channels. Fitting the SSD rows too brings S closer but "

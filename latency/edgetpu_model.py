@@ -6,8 +6,9 @@ inference costs
 
     fixed_ms                                        invoke + USB round trip set-up
   + op_overhead_ms * ops                            per-op instruction issue / pipeline fill ...
-  - sum_op min(op_overhead_ms, op's work time)      ... hidden behind the op's own work: an op takes
-                                                    max(overhead, work), not their sum
+  - sum_op min(op_overhead_ms, op's work time)      ... hidden behind the op's own work: a MAC op takes
+                                                    max(overhead, work), not their sum; a MAC-free
+                                                    op has none (it costs its bytes only)
   + sum_kind padded_macs_kind / (PEAK * eff_kind)   MACs with output channels padded to whole
                                                     multiples of the array's 64 lanes (65 take 2
                                                     passes); the reduction is not padded, but each
@@ -78,8 +79,9 @@ MEANINGS = {
     "efficiency_depthwise": "same for depthwise convolutions (fitted)",
     "efficiency_conv1x1": "same for 1x1 convolutions (fitted)",
     "efficiency_dense": "same for fully connected layers (not fitted: no row has enough dense work to pin it)",
-    "op_overhead_ms": "per Edge TPU op: instruction issue, pipeline fill and drain, hidden behind the op's own work "
-                      "up to that work's time (an op takes the larger of the two; fitted)",
+    "op_overhead_ms": "per Edge TPU MAC op: instruction issue, pipeline fill and drain, hidden behind the op's own "
+                      "work up to that work's time (an op takes the larger of the two); MAC-free ops have none, "
+                      "they cost their bytes (fitted)",
     "host_mb_per_s": "USB bandwidth: streamed parameters beyond 8 MB, input/output, spilled activations (fitted)",
     "fixed_ms": "per inference: invoke and USB round trip set-up (fitted)",
     "move_mb_per_s": "on-chip rate of MAC-free arithmetic ops (add, mul, pool, mean, resize, logistic, quantize), bytes "
@@ -126,14 +128,19 @@ def breakdown_ms(work: Work, c: EdgeTpuConstants) -> dict[str, float]:
 
 def _hidden_ms(work: Work, c: EdgeTpuConstants) -> float:
     """Op overhead hidden behind the ops' own work: the next op's instructions issue and its pipeline
-    fills while this one computes, so an op costs max(overhead, its work), i.e. overhead + work -
-    min(overhead, work). Ops without a per-op record (a hand-made Work) hide nothing."""
+    fills while this one computes, so a MAC op costs max(overhead, its work), i.e. overhead + work -
+    min(overhead, work). A MAC-free op (add, pool, quantize, pad, ...) streams its activations through
+    without an overhead of its own: it costs its bytes only. Ops without a per-op record (a hand-made
+    Work) hide nothing."""
     o = c.op_overhead_ms
     ms_per_mac = [1e3 / (PEAK_MACS_PER_S * e) for e in (c.efficiency_conv, c.efficiency_depthwise,
                                                          c.efficiency_conv1x1, c.efficiency_dense)]
     move, layout = 1e-3 / c.move_mb_per_s, 1e-3 / c.layout_mb_per_s
     hidden = 0.0
     for a, b, d, e, moved, laid in work.per_op:
+        if not (a or b or d or e):  # a MAC-free op: no overhead of its own, only its bytes
+            hidden += o
+            continue
         t = a * ms_per_mac[0] + b * ms_per_mac[1] + d * ms_per_mac[2] + e * ms_per_mac[3] + moved * move + laid * layout
         hidden += t if t < o else o
     return hidden

@@ -79,13 +79,16 @@ def test_each_output_vector_drains_for_a_fixed_number_of_cycles(kind):
 
 
 def test_op_overhead_is_hidden_behind_the_ops_own_work():
-    """An op costs max(op_overhead_ms, its work): a tiny op costs the overhead, a big one its work."""
+    """A MAC op costs max(op_overhead_ms, its work): a tiny one costs the overhead, a big one its work."""
     c = load_constants()
     none = predict_work_ms(Work(), c)
     tiny = tflite_op_work(Op("conv1x1", 2, 2, 8, 8, 1), c.mac_tile)
     assert predict_work_ms(tiny, c) - none == pytest.approx(c.op_overhead_ms)
     big = tflite_op_work(Op("conv", 112, 112, 64, 64, 3), c.mac_tile)
     assert predict_work_ms(big, c) - none == pytest.approx(breakdown_ms(big, c)["conv MACs"])
+    # a MAC-free op has no overhead of its own: even a tiny one costs its bytes only
+    add = graph_work([GraphOp("ADD", (_t(0, 1, 2, 2, 8), _t(1, 1, 2, 2, 8)), (_t(2, 1, 2, 2, 8),))], 0)
+    assert add.ops == 1 and predict_work_ms(add, c) - none == pytest.approx(1e-3 * 3 * 32 / c.move_mb_per_s)
     # a hand-made Work without per-op records hides nothing
     flat = dataclasses.replace(big, per_op=())
     assert predict_work_ms(flat, c) - predict_work_ms(big, c) == pytest.approx(c.op_overhead_ms)
