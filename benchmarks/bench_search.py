@@ -15,6 +15,7 @@ trials quickly; the default keeps the config's skeleton (the EdgeTPU-S one: ~10 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import statistics
 import sys
@@ -55,9 +56,11 @@ def main() -> None:
 
     config = load_config(args.config)
     space = config.space if args.skeleton == "config" else SearchSpace.from_dict(TINY_SPACE)
-    resolution = config.proxy.resolution or space.skeleton.resolution
+    # The config's per-stage proxy strides fit its own skeleton, not the 2-stage tiny one.
+    proxy = config.proxy if args.skeleton == "config" else dataclasses.replace(config.proxy, strides=None)
+    resolution = proxy.resolution or space.skeleton.resolution
     data = load_dataset(config.data, resolution)
-    task = ProxyTask(config.proxy, data)
+    task = ProxyTask(proxy, data)
     rng = random.Random(0)
     rss, seconds, accuracies = [], [], []
     start = time.perf_counter()
@@ -75,7 +78,6 @@ def main() -> None:
     checkpoints = sorted({1, warm + 1, args.trials // 4, args.trials // 2, args.trials} - {0})
     half = args.trials // 2
     slope = (statistics.mean(rss[-10:]) - statistics.mean(rss[half - 5:half + 5])) / max(1, args.trials - half)
-    proxy = config.proxy
     body = [f"Proxy of `{args.config}` ({resolution} px, width x{proxy.width:g}, {proxy.epochs} epoch(s), batch "
             f"{proxy.batch_size}, `{config.data.source}` data: {data.train_count} train / {len(data.val_labels)} "
             f"val images) on {args.trials} random architectures of the "

@@ -5,12 +5,18 @@ on-chip memory that caches parameters; the USB Accelerator has no memory of its 
 inference costs
 
     fixed_ms                                        invoke + USB round trip set-up
-  + op_overhead_ms * ops                            per-op instruction issue / pipeline fill
-  + sum_kind padded_macs_kind / (PEAK * eff_kind)   MACs with partial array tiles counted whole
-                                                    (65 channels on a 64-wide array take 2 passes)
+  + op_overhead_ms * ops                            per-op instruction issue / pipeline fill ...
+  - sum_op min(op_overhead_ms, op's work time)      ... hidden behind the op's own work: a MAC op takes
+                                                    max(overhead, work), not their sum; a MAC-free
+                                                    op has none (it costs its bytes only)
+  + sum_kind padded_macs_kind / (PEAK * eff_kind)   MACs with output channels padded to whole
+                                                    multiples of the array's 64 lanes (65 take 2
+                                                    passes); the reduction is not padded, but each
+                                                    output vector takes 32 cycles more than it
   + moved_bytes / move_bandwidth                    element-wise, pool, resize: these move whole
                                                     activation maps and do no MACs
-  + layout_bytes / layout_bandwidth                 concat, pad, slice: copies only
+  + layout_bytes / layout_bandwidth                 pad, slice, transpose: copies only (a concatenation
+                                                    is free: its producers write into its output)
   + (streamed params + io + 2 * spill) / USB bw     parameters beyond the ~8 MB on-chip memory left
                                                     beside the largest activations, input/output and tensors
                                                     crossing to the host, activations that do not
@@ -73,16 +79,21 @@ MEANINGS = {
     "efficiency_depthwise": "same for depthwise convolutions (fitted)",
     "efficiency_conv1x1": "same for 1x1 convolutions (fitted)",
     "efficiency_dense": "same for fully connected layers (not fitted: no row has enough dense work to pin it)",
-    "op_overhead_ms": "per Edge TPU op: instruction issue, pipeline fill and drain (fitted)",
+    "op_overhead_ms": "per Edge TPU MAC op: instruction issue, pipeline fill and drain, hidden behind the op's own "
+                      "work up to that work's time (an op takes the larger of the two); MAC-free ops have none, "
+                      "they cost their bytes (fitted)",
     "host_mb_per_s": "USB bandwidth: streamed parameters beyond 8 MB, input/output, spilled activations (fitted)",
     "fixed_ms": "per inference: invoke and USB round trip set-up (fitted)",
     "move_mb_per_s": "on-chip rate of MAC-free arithmetic ops (add, mul, pool, mean, resize, logistic, quantize), bytes "
                      "read+written (fitted)",
-    "layout_mb_per_s": "rate of MAC-free copies (concatenation, pad, slice, transpose), bytes read+written (fitted)",
+    "layout_mb_per_s": "rate of MAC-free copies (pad, slice, transpose), bytes read+written; a concatenation is "
+                       "free, written in place by its producers (fitted)",
     "onchip_mb": "on-chip memory shared by cached parameters and the largest activation working set; "
                  "parameters beyond what is left stream over USB every inference (fitted, nominal 8 MiB)",
-    "mac_tile": "MAC array width: channel dims are padded to multiples of it (64x64 matches 4 TOPS; chosen "
-                "by the benchmark among 16, 32, 64 by leave-one-family-out error)",
+    "mac_tile": "MAC array lanes: output channels are padded to multiples of it, the reduction (taps x input "
+                "channels) is accumulated over cycles unpadded, plus 32 cycles per output vector to drain it "
+                "(latency.work.DRAIN_CYCLES) (64 lanes x 64 outputs matches 4 TOPS; chosen by the "
+                "benchmark among 16, 32, 64 by leave-one-family-out error)",
     "host_op_ms": "per op run on the host CPU (nominal, not fitted: no published row runs ops on the host)",
     "host_gmacs_per_s": "host CPU int8 rate for MAC ops run there (nominal, not fitted)",
     "host_cpu_mb_per_s": "host CPU rate for the bytes its ops read and write (nominal, not fitted)",
@@ -102,7 +113,7 @@ def load_constants(path: str | Path = CONSTANTS_PATH) -> EdgeTpuConstants:
 def breakdown_ms(work: Work, c: EdgeTpuConstants) -> dict[str, float]:
     """Where the time goes, in ms, term by term; `predict_work_ms` is their sum."""
     usb = 1e-3 / c.host_mb_per_s  # ms per byte
-    out = {"fixed": c.fixed_ms, "op overhead": c.op_overhead_ms * work.ops}
+    out = {"fixed": c.fixed_ms, "op overhead": c.op_overhead_ms * work.ops - _hidden_ms(work, c)}
     for kind, padded in zip(OP_KINDS, work.padded_macs):
         out[f"{kind} MACs"] = 1e3 * padded / (PEAK_MACS_PER_S * c.efficiency(kind))
     out["moved bytes"] = 1e-3 * work.moved_bytes / c.move_mb_per_s
@@ -115,12 +126,32 @@ def breakdown_ms(work: Work, c: EdgeTpuConstants) -> dict[str, float]:
     return out
 
 
+def _hidden_ms(work: Work, c: EdgeTpuConstants) -> float:
+    """Op overhead hidden behind the ops' own work: the next op's instructions issue and its pipeline
+    fills while this one computes, so a MAC op costs max(overhead, its work), i.e. overhead + work -
+    min(overhead, work). A MAC-free op (add, pool, quantize, pad, ...) streams its activations through
+    without an overhead of its own: it costs its bytes only. Ops without a per-op record (a hand-made
+    Work) hide nothing."""
+    o = c.op_overhead_ms
+    ms_per_mac = [1e3 / (PEAK_MACS_PER_S * e) for e in (c.efficiency_conv, c.efficiency_depthwise,
+                                                         c.efficiency_conv1x1, c.efficiency_dense)]
+    move, layout = 1e-3 / c.move_mb_per_s, 1e-3 / c.layout_mb_per_s
+    hidden = 0.0
+    for a, b, d, e, moved, laid in work.per_op:
+        if not (a or b or d or e):  # a MAC-free op: no overhead of its own, only its bytes
+            hidden += o
+            continue
+        t = a * ms_per_mac[0] + b * ms_per_mac[1] + d * ms_per_mac[2] + e * ms_per_mac[3] + moved * move + laid * layout
+        hidden += t if t < o else o
+    return hidden
+
+
 def _linear_ms(work: Work, c: EdgeTpuConstants) -> float:
     """Every term but the fixed cost and parameter streaming: additive over ops, so it can be cached
     per layer. The sum of breakdown_ms's terms, inlined: this runs once per candidate in a search."""
     compute = sum(p / e for p, e in zip(work.padded_macs, (c.efficiency_conv, c.efficiency_depthwise,
                                                            c.efficiency_conv1x1, c.efficiency_dense)))
-    ms = (c.op_overhead_ms * work.ops + 1e3 * compute / PEAK_MACS_PER_S
+    ms = (c.op_overhead_ms * work.ops - _hidden_ms(work, c) + 1e3 * compute / PEAK_MACS_PER_S
           + 1e-3 * (work.moved_bytes / c.move_mb_per_s + work.layout_bytes / c.layout_mb_per_s + (work.io_bytes + 2 * work.spill_bytes) / c.host_mb_per_s))
     if work.host_ops:
         ms += (c.host_op_ms * work.host_ops + 1e3 * work.host_macs / (c.host_gmacs_per_s * 1e9)

@@ -44,6 +44,7 @@ class Tensor:
     itemsize: int = 1
     const: bool = False  # a parameter: no op produces it and it is not a model input
     dynamic: bool = False  # some dimension unknown until run time
+    model_output: bool = False  # one of the model's outputs (produced on the host: it never crosses USB)
 
     @property
     def bytes(self) -> int:
@@ -76,7 +77,7 @@ def _macs(op: GraphOp, tile: int) -> tuple[str, int, int, int]:
         return ("conv1x1" if kh == kw == 1 else "conv"), math.prod(out[:-1]) * kh * kw * cin * cout, kh * kw * cin, cout
     if op.name == "DEPTHWISE_CONV_2D":
         _, kh, kw, ch = op.inputs[1].shape
-        return "depthwise", math.prod(out[:-1]) * kh * kw * ch, 0, ch
+        return "depthwise", math.prod(out[:-1]) * kh * kw * ch, kh * kw, ch
     if op.name == "TRANSPOSE_CONV":  # inputs: output shape, weights (cout, kh, kw, cin), input
         cout, kh, kw, cin = op.inputs[1].shape
         return "conv", math.prod(op.inputs[2].shape[:-1]) * kh * kw * cin * cout, kh * kw * cin, cout
@@ -100,6 +101,7 @@ def graph_work(ops: list[GraphOp], io_bytes: int, tile: int = MAC_TILE) -> Work:
         if fallen_back:  # the host runs it; tensors it takes from the Edge TPU cross USB
             macs = _macs(op, tile)[1] if base in MAC_OPS else 0
             crossing = sum(t.bytes for t in acts if t.id in on_tpu)
+            crossing -= sum(t.bytes for t in op.outputs if t.model_output)  # io_bytes counted it as crossing
             work += Work(io_bytes=crossing, host_ops=1, host_macs=macs, host_bytes=in_bytes + out_bytes,
                          on_host=(op.name,), unknown=unknown)
             continue
@@ -137,7 +139,8 @@ def read_graph(path: str | os.PathLike | bytes) -> tuple[list[GraphOp], int]:
         d = details[i]
         signature = d.get("shape_signature", d["shape"])
         return Tensor(i, tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]).itemsize,
-                      const=i not in produced and i not in inputs, dynamic=any(int(x) < 0 for x in signature))
+                      const=i not in produced and i not in inputs, dynamic=any(int(x) < 0 for x in signature),
+                      model_output=i in outputs)
 
     ops = []
     for op in raw:

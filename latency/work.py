@@ -2,7 +2,8 @@
 (`search_space.ops`) or of an int8 .tflite file (`latency.tflite_ops`). Pure Python: no TensorFlow, no NumPy.
 
 Besides MACs it records what the chip does beyond them: MACs padded to whole tiles of the MAC array,
-activation bytes moved by MAC-free ops (element-wise, concatenation, pooling, resize, pad), activation
+activation bytes moved by MAC-free ops (element-wise, pooling, resize, pad; concatenations are written in
+place and cost nothing), activation
 working sets too large for on-chip memory, and the ops the compiler leaves to the host CPU.
 """
 
@@ -16,15 +17,31 @@ from search_space.spec import Layer, ModelSpec
 
 OP_KINDS = ("conv", "depthwise", "conv1x1", "dense")  # kinds with their own MAC efficiency
 BIAS_BYTES = 4  # int8 models keep int32 biases (batch norm folds into them)
-# The array is taken to be 64x64 int8 MACs: 4096 MACs x 2 ops x ~500 MHz is the published 4 TOPS.
-# Google does not publish the shape; the benchmark checks 32 and 128 too (bench_edgetpu_model.md).
+# The array is taken to be 64 lanes wide in output channels (4096 MACs x 2 ops x ~500 MHz is the published
+# 4 TOPS: 64 lanes each working on 64 outputs at once): output channels are padded to whole multiples of
+# the lane count (65 channels take two passes). The reduction (kernel taps x input channels) is
+# accumulated over cycles within a lane, so it is not padded (REDUCE_TILE = 1). Google does not publish
+# the layout; the benchmark picks the lane count among 16, 32 and 64 by leave-one-family-out error, and
+# padding the reduction to 64 as well fits the published rows no better (bench_edgetpu_model.md).
 MAC_TILE = 64
+REDUCE_TILE = 1
+# Each output vector (one pixel's tile of output channels) takes the reduction's cycles (taps x input
+# channels; a depthwise conv's taps) plus a fixed DRAIN_CYCLES to drain the accumulators and requantize:
+# the MACs of an op are charged (reduce + DRAIN_CYCLES) / reduce times over. It makes ops with a short
+# reduction (depthwise, 1x1 convs on few channels) cost more per MAC. Not published by Google: a systolic
+# array's per-vector latency; the value is chosen among 0, 32 and 64 by leave-one-family-out error
+# (bench_edgetpu_model.md).
+DRAIN_CYCLES = 32
 # An op whose input and output activations together exceed the chip's ~8 MB cannot keep them on chip;
 # the USB Accelerator has no DRAM of its own, so the excess goes out to the host and back.
 ACT_SRAM_BYTES = 8 * 1024 * 1024
-# Ops that only copy activations into another layout: a compiler can often have the producers write in
-# place (a concatenation's branches into slices of its output), so they get their own fitted rate.
-LAYOUT_KINDS = frozenset({"concatenation", "pad", "padv2", "split", "split_v", "slice", "strided_slice", "pack",
+# A concatenation (along channels, the innermost axis) costs nothing: the compiler has its producers write
+# straight into their slices of its output buffer, so it issues no op and moves no bytes; the buffer still
+# takes on-chip memory. Evidence: the concatenation-heavy rows (Inception v1, SqueezeNet) are the ones a
+# copying concatenation over-predicts (benchmarks/results/bench_edgetpu_model.md).
+IN_PLACE_KINDS = frozenset({"concatenation"})
+# Ops that only copy activations into another layout, at their own fitted rate.
+LAYOUT_KINDS = frozenset({"pad", "padv2", "split", "split_v", "slice", "strided_slice", "pack",
                           "transpose", "space_to_depth", "depth_to_space"})
 
 
@@ -38,7 +55,7 @@ class Work:
     param_bytes: int = 0
     io_bytes: int = 0  # model input and output, and tensors handed between Edge TPU and host
     moved_bytes: int = 0  # activation bytes read and written by MAC-free arithmetic ops (add, pool, ...)
-    layout_bytes: int = 0  # ... by MAC-free copies (concatenation, pad, slice, transpose)
+    layout_bytes: int = 0  # ... by MAC-free copies (pad, slice, transpose; not concatenation: in place)
     spill_bytes: int = 0  # per-op activation working set beyond ACT_SRAM_BYTES
     peak_act_bytes: int = 0  # largest activation working set (inputs + output) of one op: on-chip memory
     # it takes is memory the parameter cache does not get
@@ -47,6 +64,9 @@ class Work:
     host_bytes: int = 0  # activation bytes the host ops read and write
     on_host: tuple[str, ...] = ()  # names of the host ops, in order
     unknown: tuple[str, ...] = ()  # ops the model does not know, costed with the default
+    # per Edge TPU op: its padded MACs (OP_KINDS order), moved and layout bytes; the op overhead is hidden
+    # behind the op's own work up to that work's time (edgetpu_model._hidden_ms)
+    per_op: tuple[tuple[float, float, float, float, int, int], ...] = ()
 
     def __add__(self, other: "Work") -> "Work":
         a, b = self, other
@@ -55,7 +75,7 @@ class Work:
                     a.param_bytes + b.param_bytes, a.io_bytes + b.io_bytes, a.moved_bytes + b.moved_bytes,
                     a.layout_bytes + b.layout_bytes,
                     a.spill_bytes + b.spill_bytes, max(a.peak_act_bytes, b.peak_act_bytes), a.host_ops + b.host_ops, a.host_macs + b.host_macs,
-                    a.host_bytes + b.host_bytes, a.on_host + b.on_host, a.unknown + b.unknown)
+                    a.host_bytes + b.host_bytes, a.on_host + b.on_host, a.unknown + b.unknown, a.per_op + b.per_op)
 
     @property
     def total_macs(self) -> int:
@@ -63,7 +83,8 @@ class Work:
 
 
 def tiling(n: int, tile: int) -> float:
-    """How many array lanes `n` channels occupy per useful one: 65 channels on 64 lanes take two passes."""
+    """How many array lanes `n` channels occupy per useful one: 65 channels on 64 lanes take two passes
+    (tile 1: no padding)."""
     return -(-n // tile) * tile / n if n > 0 else 1.0
 
 
@@ -72,20 +93,26 @@ def spill(in_bytes: int, out_bytes: int) -> int:
 
 
 def op_work(kind: str, macs: int = 0, param_bytes: int = 0, reduce: int = 0, out_ch: int = 0,
-            tile: int = MAC_TILE, in_bytes: int = 0, out_bytes: int = 0) -> Work:
-    """One Edge TPU op. `kind` in OP_KINDS: MACs on the array, `reduce` and `out_ch` being the dimensions
-    tiled over it (depthwise: channels only). Any other kind is MAC-free and moves its activations."""
+            tile: int = MAC_TILE, in_bytes: int = 0, out_bytes: int = 0, reduce_tile: int = REDUCE_TILE) -> Work:
+    """One Edge TPU op. `kind` in OP_KINDS: MACs on the array, `out_ch` tiled over its `tile` lanes and the
+    reduction dimension `reduce` (a depthwise conv's: its taps) over `reduce_tile` (1: unpadded), each output
+    vector DRAIN_CYCLES longer than its reduction. Any other kind is MAC-free and moves its activations."""
+    if kind in IN_PLACE_KINDS:  # its inputs are slices of its output: only the output buffer is held
+        return Work(param_bytes=param_bytes, spill_bytes=spill(0, out_bytes), peak_act_bytes=out_bytes)
     if kind in LAYOUT_KINDS:
         return Work(ops=1, param_bytes=param_bytes, layout_bytes=in_bytes + out_bytes,
-                    spill_bytes=spill(in_bytes, out_bytes), peak_act_bytes=in_bytes + out_bytes)
+                    spill_bytes=spill(in_bytes, out_bytes), peak_act_bytes=in_bytes + out_bytes,
+                    per_op=((0.0, 0.0, 0.0, 0.0, 0, in_bytes + out_bytes),))
     if kind not in OP_KINDS:
         return Work(ops=1, param_bytes=param_bytes, moved_bytes=in_bytes + out_bytes,
-                    spill_bytes=spill(in_bytes, out_bytes), peak_act_bytes=in_bytes + out_bytes)
-    padded = macs * (tiling(reduce, tile) if reduce else 1.0) * (tiling(out_ch, tile) if out_ch else 1.0)
+                    spill_bytes=spill(in_bytes, out_bytes), peak_act_bytes=in_bytes + out_bytes,
+                    per_op=((0.0, 0.0, 0.0, 0.0, in_bytes + out_bytes, 0),))
+    padded = macs * (tiling(reduce, reduce_tile) * (reduce + DRAIN_CYCLES) / reduce if reduce else 1.0) * (
+        tiling(out_ch, tile) if out_ch else 1.0)
     by_kind = tuple(macs if k == kind else 0 for k in OP_KINDS)
     padded_by_kind = tuple(padded if k == kind else 0 for k in OP_KINDS)
     return Work(by_kind, padded_by_kind, 1, param_bytes, spill_bytes=spill(in_bytes, out_bytes),  # type: ignore
-                peak_act_bytes=in_bytes + out_bytes)
+                peak_act_bytes=in_bytes + out_bytes, per_op=(padded_by_kind + (0, 0),))
 
 
 def _map(size: int, ch: int) -> int:
@@ -103,7 +130,8 @@ def tflite_op_work(op: Op, tile: int = MAC_TILE) -> Work:
                 + op_work("conv1x1", s * e, s * e + BIAS_BYTES * e, s, e, tile, s, e)
                 + op_work("logistic", in_bytes=e, out_bytes=e) + op_work("mul", in_bytes=m + e, out_bytes=m))
     if op.kind in OP_KINDS:
-        reduce = {"conv": op.kernel * op.kernel * op.in_ch, "conv1x1": op.in_ch, "dense": op.in_ch}.get(op.kind, 0)
+        reduce = {"conv": op.kernel * op.kernel * op.in_ch, "conv1x1": op.in_ch, "dense": op.in_ch,
+                  "depthwise": op.kernel * op.kernel}[op.kind]
         return op_work(op.kind, op.macs, op.weights + BIAS_BYTES * op.out_ch, reduce, op.out_ch, tile,
                        in_map, out_map)
     if op.kind == "add":

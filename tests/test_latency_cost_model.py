@@ -14,7 +14,7 @@ from latency.edgetpu_fit import NOMINAL, fit_constants, leave_group_out_ms, leav
 from latency.edgetpu_model import (EdgeTpuCostModel, TflitePrediction, Work, breakdown_ms,
                                    load_constants, predict_work_ms, spec_work)
 from latency.tflite_ops import GraphOp, Tensor, graph_work
-from latency.work import ACT_SRAM_BYTES, tflite_op_work
+from latency.work import ACT_SRAM_BYTES, DRAIN_CYCLES, tflite_op_work
 from search_space import REGISTRY
 from search_space.counting import model_cost
 from search_space.ops import Op
@@ -46,20 +46,52 @@ def test_cached_spec_prediction_equals_the_summed_work():
 
 
 def _per_mac_ms(op: Op) -> float:
+    """On a map large enough that the op's work hides its overhead (an op costs max(overhead, work))."""
     c = load_constants()
     work = tflite_op_work(op, c.mac_tile)
-    return (predict_work_ms(work, c) - predict_work_ms(Work(), c) - c.op_overhead_ms) / op.macs
+    assert breakdown_ms(work, c)["op overhead"] == pytest.approx(0, abs=1e-12)
+    return (predict_work_ms(work, c) - predict_work_ms(Work(), c)) / op.macs
 
 
 @pytest.mark.parametrize("kind", ["conv", "conv1x1", "depthwise"])
 def test_tiling_65_channels_cost_more_per_mac_than_64(kind):
     k = 3 if kind != "conv1x1" else 1
-    base = Op(kind, 14, 14, 64, 64, k)
-    wider = Op(kind, 14, 14, 65 if kind == "conv1x1" else 64, 65, k)  # depthwise: in = out channels
-    if kind == "depthwise":
-        wider = Op(kind, 14, 14, 65, 65, k)
+    base = Op(kind, 112, 112, 64, 64, k)
+    wider = Op(kind, 112, 112, 64, 65, k)
+    if kind == "depthwise":  # in = out channels
+        wider = Op(kind, 112, 112, 65, 65, k)
     assert _per_mac_ms(wider) > 1.5 * _per_mac_ms(base)  # 65 of 128 lanes busy on the extra pass
-    assert _per_mac_ms(Op(kind, 14, 14, 128, 128, k)) == pytest.approx(_per_mac_ms(base), rel=1e-9)
+    same_reduction = Op(kind, 112, 112, 128 if kind == "depthwise" else 64, 128, k)
+    assert _per_mac_ms(same_reduction) == pytest.approx(_per_mac_ms(base), rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["conv", "conv1x1", "depthwise"])
+def test_each_output_vector_drains_for_a_fixed_number_of_cycles(kind):
+    """MACs are charged (reduce + DRAIN_CYCLES) / reduce times: a short reduction costs more per MAC."""
+    if kind == "depthwise":  # the reduction is the taps
+        short, long_, r_short, r_long = Op(kind, 112, 112, 64, 64, 3), Op(kind, 112, 112, 64, 64, 5), 9, 25
+    else:
+        k = 3 if kind == "conv" else 1
+        short, long_ = Op(kind, 112, 112, 64, 64, k), Op(kind, 112, 112, 256, 64, k)
+        r_short, r_long = k * k * 64, k * k * 256
+    ratio = ((r_short + DRAIN_CYCLES) / r_short) / ((r_long + DRAIN_CYCLES) / r_long)
+    assert _per_mac_ms(short) / _per_mac_ms(long_) == pytest.approx(ratio, rel=1e-9)
+
+
+def test_op_overhead_is_hidden_behind_the_ops_own_work():
+    """A MAC op costs max(op_overhead_ms, its work): a tiny one costs the overhead, a big one its work."""
+    c = load_constants()
+    none = predict_work_ms(Work(), c)
+    tiny = tflite_op_work(Op("conv1x1", 2, 2, 8, 8, 1), c.mac_tile)
+    assert predict_work_ms(tiny, c) - none == pytest.approx(c.op_overhead_ms)
+    big = tflite_op_work(Op("conv", 112, 112, 64, 64, 3), c.mac_tile)
+    assert predict_work_ms(big, c) - none == pytest.approx(breakdown_ms(big, c)["conv MACs"])
+    # a MAC-free op has no overhead of its own: even a tiny one costs its bytes only
+    add = graph_work([GraphOp("ADD", (_t(0, 1, 2, 2, 8), _t(1, 1, 2, 2, 8)), (_t(2, 1, 2, 2, 8),))], 0)
+    assert add.ops == 1 and predict_work_ms(add, c) - none == pytest.approx(1e-3 * 3 * 32 / c.move_mb_per_s)
+    # a hand-made Work without per-op records hides nothing
+    flat = dataclasses.replace(big, per_op=())
+    assert predict_work_ms(flat, c) - predict_work_ms(big, c) == pytest.approx(c.op_overhead_ms)
 
 
 def _t(i, *shape, const=False, itemsize=1, dynamic=False):
@@ -71,17 +103,22 @@ def _conv(i_in, i_out, size, cin, cout, wid):
                                _t(wid + 1, cout, const=True, itemsize=4)), (_t(i_out, 1, size, size, cout),))
 
 
-def test_concatenation_costs_in_proportion_to_bytes():
+def test_concatenation_is_written_in_place_and_pad_costs_in_proportion_to_bytes():
     c = load_constants()
+    concat = GraphOp("CONCATENATION", (_t(0, 1, 28, 28, 32), _t(1, 1, 28, 28, 32)), (_t(2, 1, 28, 28, 64),))
+    work = graph_work([concat], 0)
+    assert work.ops == 0 and work.layout_bytes == 0 and work.moved_bytes == 0
+    assert work.peak_act_bytes == 28 * 28 * 64  # the output buffer its producers write into
+    assert predict_work_ms(work, c) == pytest.approx(predict_work_ms(Work(), c))
 
-    def concat_ms(ch):
-        op = GraphOp("CONCATENATION", (_t(0, 1, 28, 28, ch), _t(1, 1, 28, 28, ch)), (_t(2, 1, 28, 28, 2 * ch),))
+    def pad_ms(ch):  # large enough for its copying to hide its op overhead
+        op = GraphOp("PAD", (_t(0, 1, 112, 112, ch), _t(5, 4, 2, const=True, itemsize=4)), (_t(2, 1, 114, 114, ch),))
         work = graph_work([op], 0)
-        assert work.layout_bytes == 2 * 28 * 28 * 2 * ch and work.moved_bytes == 0 and work.ops == 1
-        return predict_work_ms(work, c) - predict_work_ms(Work(), c) - c.op_overhead_ms
+        assert work.layout_bytes == 112 * 112 * ch + 114 * 114 * ch and work.moved_bytes == 0 and work.ops == 1
+        return predict_work_ms(work, c) - predict_work_ms(Work(), c)
 
-    assert concat_ms(64) == pytest.approx(2 * concat_ms(32), rel=1e-9)
-    assert concat_ms(32) == pytest.approx(1e-3 * 2 * 28 * 28 * 64 / c.layout_mb_per_s)
+    assert pad_ms(64) == pytest.approx(2 * pad_ms(32), rel=1e-9)
+    assert pad_ms(32) == pytest.approx(1e-3 * (112 * 112 + 114 * 114) * 32 / c.layout_mb_per_s)
 
 
 def test_activations_beyond_onchip_memory_cross_usb_twice():
@@ -103,6 +140,17 @@ def test_unknown_op_is_listed_and_costed_with_the_host_default():
     assert work.io_bytes == 8 * 8 * 16  # the conv's output crosses to the host
     text = TflitePrediction(1.0, work.on_host, work.unknown).describe()
     assert "FROBNICATE" in text and "unknown" in text
+
+
+def test_a_model_output_made_on_the_host_does_not_cross_usb():
+    """DeepLab's ARG_MAX: its logits input crosses to the host, its label map (a model output, which
+    io_bytes counts) is made there and never crosses."""
+    labels = Tensor(2, (1, 8, 8), 4, model_output=True)
+    ops = [_conv(0, 1, 8, 16, 16, 10), GraphOp("ARG_MAX", (_t(1, 1, 8, 8, 16), _t(20, 1, const=True, itemsize=4)),
+                                               (labels,))]
+    io = 8 * 8 * 16 + labels.bytes  # model input + output, as read_graph counts them
+    work = graph_work(ops, io)
+    assert work.on_host == ("ARG_MAX",) and work.io_bytes == 8 * 8 * 16 + 8 * 8 * 16  # input, logits
 
 
 def test_everything_after_the_first_unsupported_op_runs_on_the_host():
@@ -232,11 +280,12 @@ def test_tflite_reader_on_a_small_converted_graph():
                                      "PAD", "CONV_2D", "QUANTIZE"]
     work = graph_work(ops, io)
     assert work.macs == (16 * 16 * 27 * 8 + 16 * 16 * 9 * 8 * 8, 0, 34 * 34 * 16 * 4, 0)
-    assert work.padded_macs[2] == 34 * 34 * 64 * 64  # 16 in and 4 out channels each fill one 64-lane tile
+    # 4 out channels fill one 64-lane tile; the 16 in are not padded; each output vector takes 16 + 32 cycles
+    assert work.padded_macs[2] == pytest.approx(34 * 34 * 16 * 64 * (16 + DRAIN_CYCLES) / 16)
     map16, map32, map34 = 16 * 16 * 8, 32 * 32 * 8, 34 * 34 * 16
     assert work.moved_bytes == 2 * 16 * 16 * 3 + (map16 + map32) + 2 * 34 * 34 * 4  # quantize, resize, quantize
-    assert work.layout_bytes == 4 * map32 + (2 * map32 + map34)  # concatenation, pad
-    assert work.ops == 8 and work.on_host == ()
+    assert work.layout_bytes == 2 * map32 + map34  # pad (the concatenation is written in place: free)
+    assert work.ops == 7 and work.on_host == ()
     assert io == 16 * 16 * 3 + 34 * 34 * 4
 
 
