@@ -17,6 +17,16 @@ it proposes one at a time: the asks are the same calls on the same random stream
 comes in the same order with the same reward. mnas with `unique: true` too: a sequence joins its
 `seen` set when it is asked, not when it is told, so its redraws depend on the asks alone.
 
+Same proposals need same rewards, and a trial's accuracy depends on TensorFlow's intra-op thread
+count: its CPU kernels split their sums by it, even with op determinism, and a few epochs of training
+amplify the round-off. With the same threads a trial gives bit-identical results in a worker and in
+process (tests/test_local_parallel.py runs its one-at-a-time reference with a worker's threads). At
+the default thread count (all cores) it does not: on 2 cores (1 thread per worker against 2), the
+tiny test search's losses differed in their last digits and 1 accuracy of 9 by a validation image,
+but the default experiment's first 9 trials (the same architectures) differed by up to 0.075 in
+accuracy, about the proxy's seed-to-seed noise, and the proposals parted from trial 10 on. A run
+repeats exactly for the same `max_concurrent` on the same number of cores.
+
 Snapshots. Asking stops at each multiple of `SNAPSHOT_EVERY` until every trial before it is told;
 then `controller.json` is written, holding only told trials as in the one-at-a-time loop (for mnas'
 default batch of 8 the barrier is where its batch ends anyway).
