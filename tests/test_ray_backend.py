@@ -242,7 +242,7 @@ def test_search_joins_a_cluster_started_with_ray_start(tmp_path, auth):
      ["execution.resources_per_trial: no node of the cluster has 64 CPU"]),
     ({"backend": "ray", "address": "nowhere"}, ["execution.address: 'nowhere' is not"]),
     ({"backend": "ray", "max_concurrent": 0}, ["execution.max_concurrent: must be at least 1"]),
-    ({"backend": "local", "max_concurrent": 2}, ["execution.max_concurrent: only the 'ray' backend"]),
+    ({"backend": "local", "storage": "/tmp/ray"}, ["execution.storage: only the 'ray' backend"]),
     ({"backend": "dask"}, ["execution.backend: 'dask' is not one of local, ray"]),
 ])
 def test_bad_execution_settings_are_one_line_and_exit_2(tmp_path, execution, fragments):

@@ -71,7 +71,12 @@ def describe(config: SearchConfig, samples: int) -> str:
 def _execution_text(config: SearchConfig) -> str:
     e = config.execution
     if not e.ray:
-        return "local, one trial at a time"
+        if e.local_workers == 1:
+            return "local, one trial at a time"
+        from nas.search.parallel import worker_threads
+
+        return (f"local, {e.local_workers} trials at once in worker processes, "
+                f"{worker_threads(e.local_workers)} TensorFlow thread(s) each")
     flight = f"{e.max_concurrent} trial(s)" if e.max_concurrent else "as many trials as fit"
     return (f"Ray at {e.address}, {flight} in flight, {e.resources_per_trial.cpu:g} CPU and "
             f"{e.resources_per_trial.gpu:g} GPU each, {e.max_failures} retries")

@@ -2,10 +2,12 @@
 
 ```yaml
 execution:
-  backend: ray               # local (default): one trial at a time in this process
+  backend: ray               # local (default): trials on this machine; ray: on a Ray cluster
   address: local             # local: start a Ray cluster in this process; auto: join the cluster
                              # `ray start --head` made on this node; HOST:PORT: a head node's GCS
-  max_concurrent: 2          # trials in flight at once (null: as many as the resources allow)
+  max_concurrent: 2          # trials in flight at once. ray: null is as many as the resources allow;
+                             # local: null or 1 runs them one at a time in this process, N > 1 in N
+                             # worker processes (nas.search.parallel)
   resources_per_trial: {cpu: 1, gpu: 0}
   storage: null              # Ray Tune's experiment storage (path or URI); null: <run dir>/ray
   max_failures: 2            # retries of a crashed trial before it is journaled as failed
@@ -47,6 +49,11 @@ class ExecutionConfig:
     def ray(self) -> bool:
         return self.backend == "ray"
 
+    @property
+    def local_workers(self) -> int:
+        """Worker processes of the local backend; 1: trials run one at a time in the search's process."""
+        return 1 if self.ray else (self.max_concurrent or 1)
+
     def to_dict(self) -> dict[str, Any]:
         out = section_dict(self)
         out["resources_per_trial"] = section_dict(self.resources_per_trial)
@@ -65,10 +72,9 @@ def read_execution(data: Any) -> ExecutionConfig:
         if config.storage is not None and not config.storage.strip():
             raise ConfigError("execution.storage: give a path or URI, or null for <run dir>/ray")
     else:
-        for name in ("max_concurrent", "storage"):
-            if getattr(config, name) is not None:
-                raise ConfigError(f"execution.{name}: only the 'ray' backend uses it (the local backend runs "
-                                  f"one trial at a time in this process)")
+        if config.storage is not None:
+            raise ConfigError("execution.storage: only the 'ray' backend uses it (the local backend keeps "
+                              "everything in the run directory)")
         if config.address != LOCAL_ADDRESS:
             raise ConfigError("execution.address: only the 'ray' backend uses it")
     return config

@@ -12,6 +12,10 @@ Two estimates, each compared with the memory available now (`/proc/meminfo` MemA
   gradients and two Adam moments: 4 float32 copies) plus its activations for one batch (the widest
   tensor of every layer, `ACTIVATION_COPIES` float32 copies kept for the backward pass).
 
+With `execution.max_concurrent: N` (N > 1) the local backend trains in N worker processes at once:
+each holds its own copy of the data and trains its own candidate, and the search's own process keeps
+the copy it loaded to check the data, so the data counts N + 1 times and the largest candidate N times.
+
 The estimates are deliberately rough (within a factor of about two); they exist to stop the 14 GB
 mistake before it starts, not to budget memory to the megabyte. A remote (Ray) search trains on
 other machines, so only the local backend's memory is checked here.
@@ -110,26 +114,33 @@ def model_bytes(spec: ModelSpec, batch: int) -> int:
 
 
 def check_memory(config, available: int | None = None) -> None:
-    """Refuse (`UserError`) a local search whose data set or largest candidate cannot fit."""
+    """Refuse (`UserError`) a local search whose data set or largest candidates cannot fit."""
     available = available_memory() if available is None else available
     if available is None:
         return
     proxy = config.proxy
     resolution = proxy.resolution or config.space.skeleton.resolution
+    workers = config.execution.local_workers
+    copies = 1 if workers == 1 else workers + 1
+    fewer = ", execution.max_concurrent" if workers > 1 else ""
+    lower = ("proxy.batch_size, proxy.resolution or proxy.width" if workers == 1 else
+             "proxy.batch_size, proxy.resolution, proxy.width or execution.max_concurrent")
     images = image_count(config.data)
     if images:
-        need = data_bytes(images, resolution)
+        need = copies * data_bytes(images, resolution)
+        held = "" if copies == 1 else f", a copy in each of {workers} workers and the search's own"
         if need > available:
             raise UserError(f"the data set would need about {need / GIB:.1f} GiB in memory ({images:,d} images at "
-                            f"{resolution}x{resolution}), {available / GIB:.1f} GiB is available: lower "
-                            f"proxy.resolution or set data.max_train / data.max_val")
+                            f"{resolution}x{resolution}{held}), {available / GIB:.1f} GiB is available: lower "
+                            f"proxy.resolution{fewer} or set data.max_train / data.max_val")
     else:
         need = 0
     largest = largest_candidate(config.space)
     small = dataclasses.replace(largest, resolution=resolution, width=largest.width * proxy.width)
-    model = model_bytes(small, proxy.batch_size)
+    model = workers * model_bytes(small, proxy.batch_size)
+    at_once = "" if workers == 1 else f", {workers} training at once"
     if need + model > available:
         raise UserError(f"the largest candidate would need about {model / GIB:.1f} GiB to train (batch "
-                        f"{proxy.batch_size} at {resolution}x{resolution}, width x{proxy.width:g}) beside "
+                        f"{proxy.batch_size} at {resolution}x{resolution}, width x{proxy.width:g}{at_once}) beside "
                         f"{need / GIB:.1f} GiB of data, {available / GIB:.1f} GiB is available: lower "
-                        f"proxy.batch_size, proxy.resolution or proxy.width")
+                        f"{lower}")

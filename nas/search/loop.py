@@ -18,7 +18,9 @@ a tell every `SNAPSHOT_EVERY` trials and at the end) and the journal's later tri
 proposes what the journal holds, tell the journaled reward), so it ends exactly where it was and
 no finished trial is run again.
 
-Backends (`execution.backend`): `local` runs that loop in this process; `ray` (`nas.execution.ray_tune`)
+Backends (`execution.backend`): `local` runs that loop in this process, or with `max_concurrent: N`
+(N > 1) keeps N trials in flight in worker processes, journaling them in trial order
+(`nas.search.parallel`); `ray` (`nas.execution.ray_tune`)
 runs trials as Ray Tune trials on a cluster, several at once, with the controller as Tune's
 searcher in this process, writing the same journal and outputs (its journal lines are in the order
 trials finish; the trial numbers are the order they were proposed).
@@ -26,6 +28,7 @@ trials finish; the trial numbers are the order they were proposed).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -40,10 +43,9 @@ from nas.common.files import write_text
 from nas.search.journal import Journal, Trial
 from nas.search.results import write_results
 from nas.search.recorder import FAILED_REWARD, TrialRecorder  # noqa: F401  (FAILED_REWARD: kept importable here)
-from nas.search.snapshot import restore_controller, save_snapshot
+from nas.search.parallel import worker_threads
+from nas.search.snapshot import SNAPSHOT_EVERY, restore_controller, save_snapshot
 from nas.search.trial_runner import Evaluator, TrialRunner
-
-SNAPSHOT_EVERY = 8
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ class Search:
         self.paths = RunPaths(Path(run_dir))
         self.say = say
         self.runner = TrialRunner(config, evaluator, say)
+        # A given evaluator lives in this process only: its trials run here, one at a time.
+        self.workers = config.execution.local_workers if evaluator is None else 1
         self.target_ms = self.runner.target_ms
 
     def run(self, resume: bool = False, config_given: bool = True) -> list[Trial]:
@@ -122,8 +126,8 @@ class Search:
         check_run_dir(config, self.paths.root, resume, len(journal.read()) if resume else 0, config_given)
         trials = journal.read()
         total = config.run.trials
-        where = (f"on Ray ({config.execution.address})" if config.execution.ray else "locally")
-        self.say(f"search '{config.run.name}': {total} trials {where}, controller {config.controller}, latency "
+        self.say(f"search '{config.run.name}': {total} trials {where_text(config, self.workers)}, "
+                 f"controller {config.controller}, latency "
                  f"{self.runner.latency_model.name} (target {self.target_ms:.3g} ms), writing {self.paths.root}/")
         if resume:
             self.say(f"resuming '{config.run.name}' after {len(trials)} finished trial(s)")
@@ -157,17 +161,34 @@ class Search:
         return trials
 
     def _run_local(self, recorder: TrialRecorder) -> None:
-        """One trial at a time in this process; `recorder.trials` grows as they finish."""
+        """One trial at a time in this process, or `max_concurrent` at once in worker processes;
+        `recorder.trials` grows as they finish."""
         trials = recorder.trials
         controller = restore_controller(self.config, trials, self.paths.controller, self.say)
-        for index in range(len(trials), self.config.run.trials):
-            decisions = controller.ask()
-            recorder.record(self.runner.run(index, decisions, controller.budget()), controller)
-            if (index + 1) % SNAPSHOT_EVERY == 0:
-                save_snapshot(self.paths.controller, controller, len(trials))
+        if self.workers > 1:
+            from nas.search.parallel import run_parallel
+
+            run_parallel(self, recorder, controller, self.workers)
+        else:
+            for index in range(len(trials), self.config.run.trials):
+                decisions = controller.ask()
+                recorder.record(self.runner.run(index, decisions, controller.budget()), controller)
+                if (index + 1) % SNAPSHOT_EVERY == 0:
+                    save_snapshot(self.paths.controller, controller, len(trials))
         # No snapshot on an interruption: it may fall between an ask and its tell, and a snapshot
         # must hold only told trials. Resume replays the journal past the last periodic one.
         save_snapshot(self.paths.controller, controller, len(trials))
+
+
+def where_text(config: SearchConfig, workers: int) -> str:
+    """Where the trials run, for the start-up line."""
+    if config.execution.ray:
+        return f"on Ray ({config.execution.address})"
+    if workers == 1:
+        return "locally"
+    cores = os.cpu_count() or 1
+    more = f"; this machine has {cores} cores" if workers > cores else ""
+    return f"locally, {workers} at once in worker processes ({worker_threads(workers)} TensorFlow thread(s) each{more})"
 
 
 def check_sequential(trials: list[Trial], path: Path) -> None:

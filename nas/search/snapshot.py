@@ -12,6 +12,8 @@ from nas.controllers import Controller, make_controller
 from nas.search.journal import Trial
 from nas.search.recorder import told_reward
 
+SNAPSHOT_EVERY = 8  # trials between snapshots (and at the end of the run)
+
 
 def restore_controller(config: SearchConfig, trials: list[Trial], snapshot: Path | None,
                        say: Callable[[str], None] = print) -> Controller:
