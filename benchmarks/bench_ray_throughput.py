@@ -27,7 +27,8 @@ from benchmarks.common import markdown_table, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {
-    "local (one process)": {"backend": "local"},
+    "local (one process)": {"backend": "local", "max_concurrent": None},
+    "local, 2 worker processes": {"backend": "local", "max_concurrent": 2},
     "Ray, 1 in flight (1 CPU each)": {"backend": "ray", "max_concurrent": 1, "resources_per_trial": {"cpu": 1}},
     "Ray, 1 in flight (2 CPU)": {"backend": "ray", "max_concurrent": 1, "resources_per_trial": {"cpu": 2}},
     "Ray, 2 in flight (1 CPU each)": {"backend": "ray", "max_concurrent": 2, "resources_per_trial": {"cpu": 1}},

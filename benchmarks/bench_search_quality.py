@@ -131,7 +131,7 @@ class NoisyObjective:
         return self.reward(min(max(acc, 0.0), 1.0), self.latency.predict_ms(spec))
 
 
-def from_run(run_dir: str) -> dict:
+def from_run(run_dir: str, wall_s: float | None = None) -> dict:
     """A row from an existing run directory (finished or still running: the trials journaled so far)."""
     from nas.search.config import make_latency
     from nas.search.journal import Journal
@@ -141,7 +141,9 @@ def from_run(run_dir: str) -> dict:
     done = sorted(Journal(root / "journal.jsonl").read(), key=lambda t: t.trial)
     _, target = make_latency(load_run_config(root))
     return summarise([t.reward for t in done if t.reward is not None], [t.latency_ms for t in done if t.ok],
-                     [tuple(t.decisions) for t in done], target, sum(t.wall_s for t in done))
+                     [tuple(t.decisions) for t in done], target,
+                     # the journal holds per-trial times only: trials in flight together overlap
+                     sum(t.wall_s for t in done) if wall_s is None else wall_s)
 
 
 def run_surrogate(controller: str, seed: int, trials: int, sets: list[str], noisy: bool = False) -> dict:
@@ -255,13 +257,15 @@ def main() -> None:
     parser.add_argument("--label", default=None, help="the variant's name (default: the --set list)")
     parser.add_argument("--from-run", default=None, metavar="RUN_DIR",
                         help="record an existing run's journal (one seed, one controller) instead of running")
+    parser.add_argument("--wall-s", type=float, default=None,
+                        help="with --from-run: the run's measured wall time (default: the sum of its trial times)")
     args = parser.parse_args()
 
     variant = args.label or (" ".join(args.sets) or "default")
     for seed in args.seeds:
         for controller in args.controllers:
             if args.from_run:
-                result = from_run(args.from_run)
+                result = from_run(args.from_run, args.wall_s)
             elif args.objective == "config":
                 result = run_config(args.config, controller, seed, args.trials, args.sets)
             else:
