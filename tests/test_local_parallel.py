@@ -247,6 +247,23 @@ def test_more_workers_than_cores_are_allowed_and_the_start_line_says_how_many_ru
     assert where_text(config_from_dict(_config(None)), 1) == "locally"
 
 
+@pytest.mark.parametrize("name, ahead", [("mnas", True), ("reinforce", True), ("random", True),
+                                         ("evolution", False), ("keras-tuner-bayesian", False)])
+def test_only_controllers_that_propose_ahead_get_workers(tmp_path, name, ahead):
+    """Evolution and the keras-tuner oracles use every result for the next proposal: asked ahead they
+    would propose something else than one at a time (and a resume's replay would differ)."""
+    from nas.search.loop import Search, where_text
+
+    data = _config(2)
+    data["controller"] = {"name": name}
+    config = config_from_dict(data)
+    search = Search(config, tmp_path / "run", say=lambda _: None)
+    assert search.workers == (2 if ahead else 1)
+    if not ahead:
+        assert where_text(config, search.workers) == (
+            f"locally, one at a time (controller {name} uses every result for its next proposal)")
+
+
 def test_the_memory_check_counts_every_worker():
     import dataclasses
 

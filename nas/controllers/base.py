@@ -39,6 +39,11 @@ class NoOptions:
 class Controller:
     name: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions
+    # Whether a proposal drawn while earlier ones are still untold is the one it would draw after
+    # their tells: so where proposals are independent draws, or come from a policy fixed for a batch
+    # (`can_ask` holds the next batch back). The local backend keeps several trials in flight only
+    # for these, so that its run, and a resumed one, is the one-at-a-time run.
+    proposes_ahead: ClassVar[bool] = False
 
     def __init__(self, cardinalities: Sequence[int], options: Any = None, seed: int = 0):
         self.cardinalities = [int(c) for c in cardinalities]

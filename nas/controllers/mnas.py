@@ -89,6 +89,7 @@ def ppo_objective(policy: LstmPolicy, actions: np.ndarray, advantages: np.ndarra
 
 @register_controller("mnas")
 class MnasController(Controller):
+    proposes_ahead = True
     Options = MnasOptions
 
     def __init__(self, cardinalities, options=None, seed=0):

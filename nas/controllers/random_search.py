@@ -7,6 +7,7 @@ from nas.controllers.base import register_controller, Controller
 
 @register_controller("random")
 class RandomController(Controller):
+    proposes_ahead = True
 
     def _ask(self) -> list[int]:
         return self.random_decisions()

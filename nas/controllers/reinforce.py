@@ -27,6 +27,7 @@ class ReinforceOptions:
 
 @register_controller("reinforce")
 class ReinforceController(Controller):
+    proposes_ahead = True
     Options = ReinforceOptions
 
     def __init__(self, cardinalities, options=None, seed=0):

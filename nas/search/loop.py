@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from nas.common.errors import UserError
+from nas.controllers import CONTROLLERS
 from nas.common.lock import LOCK_NAME, run_lock
 
 from nas.search.bounds import check_memory
@@ -99,8 +100,10 @@ class Search:
         self.paths = RunPaths(Path(run_dir))
         self.say = say
         self.runner = TrialRunner(config, evaluator, say)
-        # A given evaluator lives in this process only: its trials run here, one at a time.
-        self.workers = config.execution.local_workers if evaluator is None else 1
+        # A given evaluator lives in this process only: its trials run here, one at a time; so do
+        # those of a controller that needs every result before its next proposal.
+        ahead = CONTROLLERS.get(config.controller).proposes_ahead
+        self.workers = config.execution.local_workers if evaluator is None and ahead else 1
         self.target_ms = self.runner.target_ms
 
     def run(self, resume: bool = False, config_given: bool = True) -> list[Trial]:
@@ -185,6 +188,8 @@ def where_text(config: SearchConfig, workers: int) -> str:
     if config.execution.ray:
         return f"on Ray ({config.execution.address})"
     if workers == 1:
+        if config.execution.local_workers > 1 and not config.execution.ray:
+            return f"locally, one at a time (controller {config.controller} uses every result for its next proposal)"
         return "locally"
     cores = os.cpu_count() or 1
     more = f"; this machine has {cores} cores" if workers > cores else ""
