@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,3 +76,20 @@ class SpecOnlyEvaluator:
         macs = model_cost(spec).macs
         skips = sum(b.skip for b in spec.blocks)
         return Result(0.5 + 0.3 * math.tanh(macs / 2e8) + 0.01 * skips)
+
+
+# What differs between two runs of the same trials: times, and a traceback's line text.
+TIMING, TIMING_EXTRA = ("wall_s",), ("proxy_s", "traceback")
+
+
+def comparable_journal(journal: Path) -> list[dict]:
+    """A journal's records without what may differ between equal runs (times, tracebacks)."""
+    records = []
+    for line in journal.read_text().splitlines():
+        record = json.loads(line)
+        for key in TIMING:
+            record.pop(key)
+        for key in TIMING_EXTRA:
+            record["extra"].pop(key, None)
+        records.append(record)
+    return records

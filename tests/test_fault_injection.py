@@ -19,12 +19,10 @@ from pathlib import Path
 import pytest
 
 from tests.cli_helpers import assert_one_line_error, run_cli
-from tests.search_helpers import tiny_config, write_config
+from tests.search_helpers import comparable_journal, tiny_config, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-TIMING = ("wall_s",)
-TIMING_EXTRA = ("proxy_s", "traceback")
 
 
 def _search(*args) -> subprocess.Popen:
@@ -34,18 +32,6 @@ def _search(*args) -> subprocess.Popen:
 
 def _lines(journal: Path) -> int:
     return journal.read_bytes().count(b"\n") if journal.exists() else 0
-
-
-def _comparable(journal: Path) -> list[dict]:
-    records = []
-    for line in journal.read_text().splitlines():
-        record = json.loads(line)
-        for key in TIMING:
-            record.pop(key)
-        for key in TIMING_EXTRA:
-            record["extra"].pop(key, None)
-        records.append(record)
-    return records
 
 
 def _kill_after_growth(proc: subprocess.Popen, journal: Path, delay: float, timeout: float = 300) -> bool:
@@ -71,7 +57,7 @@ def _reference(tmp: Path, trials: int, capsys) -> tuple[Path, list[dict], float]
     assert code == 0, err
     journal = tmp / "reference" / "journal.jsonl"
     walls = sorted(json.loads(line)["wall_s"] for line in journal.read_text().splitlines())
-    return config, _comparable(journal), walls[len(walls) // 2]
+    return config, comparable_journal(journal), walls[len(walls) // 2]
 
 
 def _chain(tmp_path: Path, config: Path, trials: int, delays: list[float], race: bool) -> tuple[Path, int]:
@@ -107,7 +93,7 @@ def test_three_sigkills_and_a_race_then_resume_equal_an_uninterrupted_run(tmp_pa
     config, expected, trial_s = _reference(tmp_path, trials, capsys)
     journal, kills = _chain(tmp_path, config, trials, [0.0, trial_s / 2, 0.0], race=True)
     assert kills == 3
-    assert _comparable(journal) == expected
+    assert comparable_journal(journal) == expected
 
 
 @pytest.mark.slow
@@ -117,7 +103,7 @@ def test_ten_sigkills_at_staggered_points_then_resume_equal_an_uninterrupted_run
     delays = [0.0, trial_s * 0.5, 0.0, trial_s * 0.2, trial_s * 0.8, 0.0, trial_s * 0.5, 0.0, trial_s * 0.3, 0.0]
     journal, kills = _chain(tmp_path, config, trials, delays, race=False)
     assert kills == 10
-    assert _comparable(journal) == expected
+    assert comparable_journal(journal) == expected
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only directories")

@@ -22,12 +22,11 @@ import pytest
 from nas.common.errors import ConfigError
 from nas.search.config import config_from_dict
 from tests.cli_helpers import run_cli
-from tests.search_helpers import tiny_config, write_config
+from tests.search_helpers import comparable_journal, tiny_config, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 TRIALS = 9
-TIMING, TIMING_EXTRA = ("wall_s",), ("proxy_s", "traceback")
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds worker processes in /proc")
 
@@ -35,18 +34,6 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fi
 def _config(max_concurrent: int | None, **run) -> dict:
     return tiny_config(run={"trials": TRIALS, **run}, controller={"batch_size": 3, "unique": True},
                        execution={"max_concurrent": max_concurrent})
-
-
-def _comparable(journal: Path) -> list[dict]:
-    records = []
-    for line in journal.read_text().splitlines():
-        record = json.loads(line)
-        for key in TIMING:
-            record.pop(key)
-        for key in TIMING_EXTRA:
-            record["extra"].pop(key, None)
-        records.append(record)
-    return records
 
 
 # The one-at-a-time reference runs with a worker's TensorFlow threads (those of 2 workers): TensorFlow's
@@ -144,9 +131,9 @@ def test_two_workers_propose_and_record_what_one_at_a_time_does(tmp_path, capsys
     code, out, err = run_cli(capsys, "search", "--config", config, "--run-dir", tmp_path / "run")
     assert code == 0, err
     assert f"{TRIALS} trials locally, 2 at once in worker processes" in out
-    records = _comparable(tmp_path / "run" / "journal.jsonl")
+    records = comparable_journal(tmp_path / "run" / "journal.jsonl")
     assert [r["trial"] for r in records] == list(range(TRIALS))  # sequential: the journal is in trial order
-    assert records == _comparable(reference / "journal.jsonl")  # decisions, accuracies, rewards: all equal
+    assert records == comparable_journal(reference / "journal.jsonl")  # decisions, accuracies, rewards: all equal
     saved = json.loads((tmp_path / "run" / "controller.json").read_text())
     assert saved == json.loads((reference / "controller.json").read_text())
     assert _workers(os.getpid()) == []  # every worker was stopped and reaped
@@ -154,30 +141,30 @@ def test_two_workers_propose_and_record_what_one_at_a_time_does(tmp_path, capsys
 
 # (b) ------------------------------------------------------------------------------------------------
 
-def test_a_worker_killed_mid_trial_is_replaced_and_its_trial_run_again(tmp_path, reference):
-    trials = 5
-    config = write_config(tmp_path / "tiny.yaml", _config(2, trials=trials))
+def _search_killing_a_busy_worker(tmp_path, data: dict) -> tuple[str, Path]:
+    """Run the search, SIGKILL a worker in mid-trial once a trial is journaled; (stdout, journal)."""
+    config = write_config(tmp_path / "tiny.yaml", data)
     journal = tmp_path / "run" / "journal.jsonl"
     proc = _search("--config", config, "--run-dir", tmp_path / "run")
     _wait_lines(proc, journal, 1)
     os.kill(_busy_worker(proc.pid), signal.SIGKILL)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
+    return out, journal
+
+
+def test_a_worker_killed_mid_trial_is_replaced_and_its_trial_run_again(tmp_path, reference):
+    trials = 5
+    out, journal = _search_killing_a_busy_worker(tmp_path, _config(2, trials=trials))
     assert "its worker process was killed by SIGKILL (out of memory?); trying it again alone (retry 1 of 2)" in out
-    assert _comparable(journal) == _comparable(reference / "journal.jsonl")[:trials]
+    assert comparable_journal(journal) == comparable_journal(reference / "journal.jsonl")[:trials]
 
 
 def test_a_trial_whose_worker_dies_every_time_is_journaled_as_failed(tmp_path):
     """max_failures 0: the first death is final; the run goes on past it."""
     trials = 4
-    config = write_config(tmp_path / "tiny.yaml", {**_config(2, trials=trials), "execution": {
+    out, journal = _search_killing_a_busy_worker(tmp_path, {**_config(2, trials=trials), "execution": {
         "max_concurrent": 2, "max_failures": 0}})
-    journal = tmp_path / "run" / "journal.jsonl"
-    proc = _search("--config", config, "--run-dir", tmp_path / "run")
-    _wait_lines(proc, journal, 1)
-    os.kill(_busy_worker(proc.pid), signal.SIGKILL)
-    out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err
     records = [json.loads(line) for line in journal.read_text().splitlines()]
     assert [r["trial"] for r in records] == list(range(trials))
     failed = [r for r in records if r["status"] == "failed"]
@@ -215,7 +202,7 @@ def test_ctrl_c_and_a_killed_driver_leave_no_workers_and_resume_to_the_uninterru
     proc = _search("--run-dir", run, "--resume")
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
-    assert _comparable(journal) == _comparable(reference / "journal.jsonl")[:trials]
+    assert comparable_journal(journal) == comparable_journal(reference / "journal.jsonl")[:trials]
 
 
 # (d) ------------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from nas.common.files import write_text
 from nas.search.journal import Journal, Trial
 from nas.search.results import write_results
 from nas.search.recorder import FAILED_REWARD, TrialRecorder  # noqa: F401  (FAILED_REWARD: kept importable here)
-from nas.search.parallel import worker_threads
+from nas.search.parallel import run_parallel, worker_threads
 from nas.search.snapshot import SNAPSHOT_EVERY, restore_controller, save_snapshot
 from nas.search.trial_runner import Evaluator, TrialRunner
 
@@ -169,8 +169,6 @@ class Search:
         trials = recorder.trials
         controller = restore_controller(self.config, trials, self.paths.controller, self.say)
         if self.workers > 1:
-            from nas.search.parallel import run_parallel
-
             run_parallel(self, recorder, controller, self.workers)
         else:
             for index in range(len(trials), self.config.run.trials):
