@@ -113,14 +113,16 @@ def model_bytes(spec: ModelSpec, batch: int) -> int:
     return 4 * (PARAM_COPIES * params + ACTIVATION_COPIES * batch * activation_values(spec))
 
 
-def check_memory(config, available: int | None = None) -> None:
-    """Refuse (`UserError`) a local search whose data set or largest candidates cannot fit."""
+def check_memory(config, workers: int, available: int | None = None) -> None:
+    """Refuse (`UserError`) a local search whose data set or largest candidates cannot fit.
+
+    `workers`: the worker processes the search will really run (`Search.workers`: 1 for a controller
+    that runs one trial at a time whatever execution.max_concurrent says)."""
     available = available_memory() if available is None else available
     if available is None:
         return
     proxy = config.proxy
     resolution = proxy.resolution or config.space.skeleton.resolution
-    workers = config.execution.local_workers
     copies = 1 if workers == 1 else workers + 1
     fewer = ", execution.max_concurrent" if workers > 1 else ""
     lower = ("proxy.batch_size, proxy.resolution or proxy.width" if workers == 1 else

@@ -142,7 +142,7 @@ class Search:
         elif len(trials) < total:
             check_sequential(trials, journal.path)
             if self.runner.evaluator is None:  # the real proxy: refuse what cannot fit before loading it
-                check_memory(config)
+                check_memory(config, self.workers)
             self.runner.load_evaluator()  # data problems surface now, before the run directory is written
         journal.repair()
         if read_fingerprint(self.paths.root) is None:  # a new run (or one from before fingerprints)
