@@ -17,7 +17,8 @@ total stride 32: at 16 px stages 3-5 run on 2x2 and 1x1 maps) and `strides` (the
 was measured here).
 
 Every trained accuracy is kept in `results/bench_proxy_fidelity.json` keyed by (variant,
-architecture, seed), so runs accumulate: `--archs 12` after `--archs 6` trains only the new six.
+architecture, seed) with the commit it was measured at, so runs accumulate: `--archs 12` after
+`--archs 6` trains only the new six; `--remeasure` trains again whatever was measured at another commit.
 
     .venv/bin/python benchmarks/bench_proxy_fidelity.py [--archs 24] [--seeds 3] [--variants skeleton strides]
 """
@@ -35,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import RESULTS, markdown_table, write_results  # noqa: E402
+from common import RESULTS, commit, commits_line, markdown_table, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE = RESULTS / "bench_proxy_fidelity.json"
@@ -69,7 +70,9 @@ def architectures(space, n: int) -> list[list[int]]:
     return [space.sample(rng) for _ in range(n)]
 
 
-def train(config, proxy_overrides: dict, archs, seeds, variant: str, store: dict) -> None:
+def train(config, proxy_overrides: dict, archs, seeds, variant: str, store: dict, remeasure: bool = False) -> None:
+    """Trains what the store lacks; with `remeasure`, also what it holds from another commit (so an
+    interrupted re-measurement resumes where it stopped)."""
     from nas.data import load_dataset
     from nas.proxy.task import ProxyTask
 
@@ -78,12 +81,13 @@ def train(config, proxy_overrides: dict, archs, seeds, variant: str, store: dict
     for i, decisions in enumerate(archs):
         for seed in seeds:
             key = f"{variant}|{i}|{seed}"
-            if key in store:
+            if key in store and not (remeasure and store[key].get("commit") != commit()):
                 continue
             if task is None:  # data loaded only when something is left to train
                 task = ProxyTask(proxy, load_dataset(config.data, proxy.resolution))
             result = task.evaluate(config.space.to_spec(decisions), seed=seed)
-            store[key] = {"accuracy": result.accuracy, "seconds": result.seconds, "decisions": decisions}
+            store[key] = {"accuracy": result.accuracy, "seconds": result.seconds, "decisions": decisions,
+                          "commit": commit()}
             print(f"{variant} arch {i} seed {seed}: {result.accuracy:.3f} in {result.seconds:.1f} s", flush=True)
             STORE.write_text(json.dumps(store, indent=1))
 
@@ -121,7 +125,8 @@ def report(store: dict, n: int, seeds: list[int], variants: list[str], reference
              "Architectures: the first N of a fixed list of random samples of the default space "
              f"(random.Random({ARCH_SEED})). Variants: " + "; ".join(
                  f"`{v}`: proxy as the config" + (f" with {VARIANTS[v]}" if VARIANTS[v] else "") for v in variants) + ".",
-             "Seconds per trial were measured on a 2-core machine shared with other jobs: upper bounds."]
+             "Seconds per trial were measured on a 2-core machine shared with other jobs: upper bounds.",
+             commits_line([v.get("commit") for v in store.values()])]
     return "\n".join(body)
 
 
@@ -136,6 +141,8 @@ def main() -> None:
     parser.add_argument("--reference-epochs", type=int, default=20)
     parser.add_argument("--no-reference", action="store_true", help="train the variants only")
     parser.add_argument("--report-only", action="store_true", help="rewrite the markdown from what is stored")
+    parser.add_argument("--remeasure", action="store_true",
+                        help="train again what the store holds from another commit (default: only what it lacks)")
     args = parser.parse_args()
 
     config = load_config(args.config)
@@ -143,9 +150,9 @@ def main() -> None:
     seeds = list(range(args.seeds))
     store = json.loads(STORE.read_text()) if STORE.exists() else {}
     for variant in [] if args.report_only else args.variants:
-        train(config, VARIANTS[variant], archs, seeds, variant, store)
+        train(config, VARIANTS[variant], archs, seeds, variant, store, args.remeasure)
     if not (args.no_reference or args.report_only):
-        train(config, {**REFERENCE, "epochs": args.reference_epochs}, archs, [0], "reference", store)
+        train(config, {**REFERENCE, "epochs": args.reference_epochs}, archs, [0], "reference", store, args.remeasure)
     path = write_results("bench_proxy_fidelity", "Proxy fidelity: seed noise, rank agreement, cost",
                          report(store, args.archs, seeds, args.variants, args.reference_epochs))
     print(f"wrote {path}")

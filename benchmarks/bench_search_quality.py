@@ -38,7 +38,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import RESULTS, markdown_table, write_results  # noqa: E402
+from common import RESULTS, commit, commits_line, markdown_table, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE = RESULTS / "bench_search_quality.json"
@@ -231,9 +231,10 @@ def render(rows: list[dict]) -> str:
                 marks = ", ".join(f"{_GOAL_NAMES[k]} {v:.2f} {'ok' if ok else 'no'}"
                                   for k, (v, ok) in _goals(s, _random_mean(rows, r)).items())
             table.append([r["variant"], r["controller"], r["seed"], s["trials"], *(f"{v:.3f}" for v in s["quarters"]),
-                          f"{s['best']:.3f}", f"{s['last_latency_ratio']:.2f}", s["distinct"], f"{s['wall_s']:.0f}", marks])
+                          f"{s['best']:.3f}", f"{s['last_latency_ratio']:.2f}", s["distinct"], f"{s['wall_s']:.0f}", marks,
+                          r.get("commit") or "unknown"])
         body += markdown_table(["variant", "controller", "seed", "trials", "Q1", "Q2", "Q3", "Q4", "best",
-                                "Q4 median latency / target", "distinct archs", "wall s", "goals"], table) + [""]
+                                "Q4 median latency / target", "distinct archs", "wall s", "goals", "commit"], table) + [""]
     body += ["Q1..Q4: mean reward of each quarter of the trials in proposal order. Goals: Q4 >= 1.1 x Q1; "
              "Q4 >= 1.15 x the random controller's whole-run mean (same seed, same trials, same reward); Q4 "
              "median predicted latency within +-30% of the target. `variant` names the `--set` overrides "
@@ -242,7 +243,8 @@ def render(rows: list[dict]) -> str:
              "the pilot's spread across architectures (0.162) plus seed noise (0.053), with the config's "
              "reward (no training); surrogate: bench_controllers.py's objective (soft reward). Controllers other "
              "than the config's run at their own default options. Seeds not listed were not run. Wall times "
-             "are on a 2-core machine shared with other jobs."]
+             "are on a 2-core machine shared with other jobs. `commit`: the code each row was measured on (the "
+             "header's commit is when this file was last written)."]
     return "\n".join(body)
 
 
@@ -259,8 +261,14 @@ def main() -> None:
                         help="record an existing run's journal (one seed, one controller) instead of running")
     parser.add_argument("--wall-s", type=float, default=None,
                         help="with --from-run: the run's measured wall time (default: the sum of its trial times)")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the markdown from what is stored")
     args = parser.parse_args()
 
+    if args.report_only:
+        with _store_lock():
+            write_results("bench_search_quality", "Search quality: does the controller learn?",
+                          render(json.loads(STORE.read_text())))
+        return
     variant = args.label or (" ".join(args.sets) or "default")
     for seed in args.seeds:
         for controller in args.controllers:
@@ -279,7 +287,7 @@ def main() -> None:
                 rows = json.loads(STORE.read_text()) if STORE.exists() else []
                 rows = [r for r in rows if (r["objective"], r["variant"], r["controller"], r["seed"], r["trials"]) != key]
                 rows.append({"objective": args.objective, "variant": label, "controller": controller, "seed": seed,
-                             "trials": result["trials"], "result": result})
+                             "trials": result["trials"], "result": result, "commit": commit()})
                 STORE.write_text(json.dumps(rows, indent=1))
                 write_results("bench_search_quality", "Search quality: does the controller learn?", render(rows))
             print(f"{args.objective} {label} {controller} seed {seed}: quarters "

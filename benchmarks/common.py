@@ -56,6 +56,16 @@ def commit() -> str:
     return head + ("-dirty" if dirty else "")
 
 
+def commits_line(commits: list) -> str:
+    """Where a results file accumulates measurements over runs (a JSON store), the commits they were made at:
+    the header's commit is only when the file was last written."""
+    counts: dict = {}
+    for c in commits:
+        counts[c or "unknown"] = counts.get(c or "unknown", 0) + 1
+    return ("Measurements per commit they were made at: " + ", ".join(f"{c}: {n}" for c, n in counts.items())
+            + " (the header's commit is when this file was last written).")
+
+
 def load() -> str:
     """The 1-minute load average when the results were written: timings on a shared machine carry it."""
     try:
