@@ -4,9 +4,9 @@ any size, all-failed searches, resource bounds, resume integrity, messages that 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -38,9 +38,18 @@ def test_a_second_search_on_a_held_run_dir_stops_at_once_naming_the_holder(tmp_p
     run = _spec_only_run(tmp_path)
     before = (run / "journal.jsonl").read_bytes()
     with acquire_run_lock(run):  # as another `nas search --resume` would hold it
-        start = time.perf_counter()
-        code, _, err = run_cli(capsys, "search", "--run-dir", run, "--resume", "--trials", "5")
-        assert time.perf_counter() - start < 30
+        # A lock taken blocking would wait here forever (this process holds it): the alarm turns that into
+        # a failure, not a hang. A hang guard, not a time limit.
+        def waited(*_):
+            raise AssertionError("the second search waited for the lock instead of stopping")
+
+        previous = signal.signal(signal.SIGALRM, waited)
+        signal.alarm(300)
+        try:
+            code, _, err = run_cli(capsys, "search", "--run-dir", run, "--resume", "--trials", "5")
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
     assert_one_line_error(code, err, f"in use by process {os.getpid()}")
     assert (run / "journal.jsonl").read_bytes() == before  # nothing appended
 
