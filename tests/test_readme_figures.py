@@ -30,8 +30,9 @@ The convention (README authors: follow it; the failure message says what is miss
   such a block passes when the file holds it too (e.g. the published 5.1 ms in bench_edgetpu_model.md).
 * Figures that are not measurements (published numbers, goals and thresholds, arithmetic estimates,
   assumptions) and that their block's results file does not hold are listed in NOT_MEASURED below
-  with a reason, by a phrase of the block they are in and the figure as written (as the failure
-  message shows it). An entry that matches nothing any more fails the test.
+  with a reason, by a phrase of the block they are in and the figure as written, as the failure
+  message shows it ("0.858", "15-minute", "19.7%"; a range's first number with the range:
+  "157-170 s"). An entry that matches nothing any more fails the test.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ UNIT = (r"(?:ms|µs|us|s|sec|seconds?|min|minutes?|h|hours?|days?|KB|MB|GB|KiB|M
 NUMBER = r"\d[\d,]*(?:\.\d+)?"
 NUMBER_TOKEN = re.compile(rf"(?<![\w.,])({NUMBER})(?![.,]?\d)")
 # What may follow a number to make it a figure: an optional space or hyphen ("15-minute"), then the unit,
-# not followed by a letter or digit ("200 MB/s" and "12 ms/trial" are figures; "3x3" and "5 minutes" too).
+# not followed by a letter or digit: "200 MB/s", "12 ms/trial" and "5 minutes" are figures, "3x3" is not.
 UNIT_AFTER = re.compile(rf"(?:\s|-(?=[A-Za-zµ]))?({UNIT})(?![\w])")
 # A range's first number takes the unit after its second one: "157-170 s", "796–862 MB".
 RANGE_AFTER = re.compile(rf"\s?[-–]\s?{NUMBER}(?:\s|-(?=[A-Za-zµ]))?({UNIT})(?![\w])")
@@ -68,6 +69,7 @@ NOT_MEASURED = {
     ("parameter cache sharing", "9 MB"): "the Edge TPU's on-chip memory, a documented constant of the cost model",
     ("reports error, share within", "10%"): "a threshold the command reports against, not a result",
     ("repeats push phi 2 to", "19.7%"): "an analytic MACs count (count_macs), not a measurement",
+    ("(TuNAS, ", "0.1"): "the absolute reward's default beta, a config value (bench_edgetpu_model.md's 0.1 is another)",
     ("runs the tests, the same command CI runs", "15-minute"):
         "the time budget the default test run is held to (a limit, not a measured time)",
     ("meets both goals set for a proxy here", "0.6"): "the goal for Kendall tau, not a result",
