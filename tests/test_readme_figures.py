@@ -69,7 +69,8 @@ NOT_MEASURED = {
     ("parameter cache sharing", "9 MB"): "the Edge TPU's on-chip memory, a documented constant of the cost model",
     ("reports error, share within", "10%"): "a threshold the command reports against, not a result",
     ("repeats push phi 2 to", "19.7%"): "an analytic MACs count (count_macs), not a measurement",
-    ("(TuNAS, ", "0.1"): "the absolute reward's default beta, a config value (bench_edgetpu_model.md's 0.1 is another)",
+    ("(TuNAS, ", "0.1"):
+        "the absolute reward's default beta, a config value (bench_edgetpu_model.md's 0.1 is another number)",
     ("runs the tests, the same command CI runs", "15-minute"):
         "the time budget the default test run is held to (a limit, not a measured time)",
     ("meets both goals set for a proxy here", "0.6"): "the goal for Kendall tau, not a result",
@@ -219,7 +220,8 @@ def test_the_check_catches_unbacked_missing_and_wrong_figures(tmp_path):
     # configuration in code spans is not a figure.
     assert "'12.5 s' name no results file" in problems("A constant `12.5 s` in a code span.\n")[0]
     assert "'15-minute' name no results file" in problems("Kept within a `15`-minute budget.\n")[0]
-    assert problems(f"Set `proxy.width: 0.987654` and `--trials 987654` (`benchmarks/results/{name}`).\n") == []
+    config = f"Set `proxy.width: 0.987654` and `--trials 987654` (`benchmarks/results/{name}`).\n"
+    assert problems(config) == []
     # Unitless decimals are figures where the block names a results file (only there).
     assert problems("No results file named: the decimal 987654.321 is not a figure.\n") == []
     # A unitless decimal, both ends of a range, a unit followed by a slash, a hyphenated unit, a signed
@@ -227,10 +229,12 @@ def test_the_check_catches_unbacked_missing_and_wrong_figures(tmp_path):
     text = (f"Reward 987654.321, 987654-987655 s, 987654 MB/s, a 987656-minute run, -987657% and "
             f"top-1 (`benchmarks/results/{name}`).\n")
     wanted = ["987654.321", "987654-987655 s", "987655 s", "987654 MB", "987656-minute", "987657%"]
-    assert [p.split(": figure ")[1].split(" is not in")[0] for p in problems(text)] == [repr(w) for w in wanted]
+    flagged = [p.split(": figure ")[1].split(" is not in")[0] for p in problems(text)]
+    assert flagged == [repr(w) for w in wanted]
     # A decimal in a table row, checked against the file named in the paragraph above the table.
     rows = (f"Rewards (`benchmarks/results/{name}`):\n\n| seed | Q4 / Q1 |\n|---|---|\n| 0 | 987654.321 |\n")
-    assert len(problems(rows)) == 1 and "line 5" in problems(rows)[0] and "'987654.321' is not in" in problems(rows)[0]
+    found = problems(rows)
+    assert len(found) == 1 and "line 5" in found[0] and "'987654.321' is not in" in found[0]
     table = ("Throughput (`benchmarks/results/bench_nothing_here.md`):\n\n| setting | wall (s) |\n|---|---|\n"
              "| local | 98.6 |\n")
     assert any("line 5" in p and "does not exist" in p for p in problems(table))
