@@ -3,17 +3,36 @@
 The convention (README authors: follow it; the failure message says what is missing):
 
 * A *block* is a paragraph, a list item (with its continuation lines), or a table row. Fenced code
-  blocks are not checked, and neither is anything inside an inline code span (`...`): put
-  configuration values, constants and command output there.
-* A *figure* is a number followed by a unit: ms, µs, s, min, h, hours, days, bytes, KB, MB, GB, images/s,
-  architectures/s, trials/min, % or x (as in 1.5x), or any number in a table column whose header
-  names a unit in parentheses, e.g. `wall (s)`.
+  blocks are not checked.
+* A *figure* is
+  - a number followed by a unit: ms, µs, s, min, h, hours, days, bytes, KB, MB, GB, images/s,
+    architectures/s, trials/min, % or x (as in 1.5x, written without a space: "3 x 6" is a product).
+    The unit may be joined by a hyphen ("15-minute") or followed by a slash ("200 MB/s", "12 ms/trial");
+  - both ends of a range with a unit ("157-170 s", "796–862 MB", "18-19%": 157, 170, 796, 862, 18, 19);
+  - any number in a table column whose header names a unit in parentheses, e.g. `wall (s)`;
+  - in a block that names a results file (below), any number with a fractional part, with or without
+    a unit: rewards (0.858), ratios (3.28), both ends of ranges (2.64-3.17), correlations, accuracies.
+    Blocks that name no results file are not searched for unitless decimals: they hold configuration,
+    published, analytic or arithmetic numbers (learning rates, scaling coefficients, MAC counts,
+    versions), and a measured decimal must not be written in one.
+  A number is read as a whole token, with any sign ("-17%" is the figure 17%). Not figures: a number
+  that is part of a name (x0.25, top-1, B4–B7, v1/v2: a letter, `.` or `,` directly before it, or a
+  letter and a hyphen), a fraction's denominator (1/40), a version with more than one dot (2.21.0).
+* Inline code spans (`...`) are for configuration, constants, commands and code: inside them only
+  numbers with a unit are figures (so a measurement cannot hide in backticks), and a code span
+  holding a number alone is read as plain text ("`15`-minute" is the figure 15-minute). Config keys
+  and options (`proxy.width: 0.25`, `--trials 40`) are not figures.
 * Every block with a figure must name at least one results file, `benchmarks/results/NAME.md` (or
   `NAME.md` for a file of that folder); a table row may instead rely on the files named in the
   paragraph just above its table. Every file named must exist, and each figure's number must appear
-  in one of the named files verbatim (as a whole number token: `14.7` does not match `14.69`).
-* Figures that are not measurements (published numbers, arithmetic estimates, assumptions) are
-  listed in NOT_MEASURED below with a reason, by the block they are in and the figure as written.
+  in one of the named files verbatim (as a whole number token: `14.7` does not match `14.69`, and
+  `0.86` does not match `0.858`; write the file's digits). A configuration or published number in
+  such a block passes when the file holds it too (e.g. the published 5.1 ms in bench_edgetpu_model.md).
+* Figures that are not measurements (published numbers, goals and thresholds, arithmetic estimates,
+  assumptions) and that their block's results file does not hold are listed in NOT_MEASURED below
+  with a reason, by a phrase of the block they are in and the figure as written, as the failure
+  message shows it ("0.858", "15-minute", "19.7%"; a range's first number with the range:
+  "157-170 s"). An entry that matches nothing any more fails the test.
 """
 
 from __future__ import annotations
@@ -28,7 +47,12 @@ RESULTS = ROOT / "benchmarks" / "results"
 UNIT = (r"(?:ms|µs|us|s|sec|seconds?|min|minutes?|h|hours?|days?|KB|MB|GB|KiB|MiB|GiB|"
         r"bytes|images/s|architectures/s|trials/min|%|x)")
 NUMBER = r"\d[\d,]*(?:\.\d+)?"
-FIGURE = re.compile(rf"(?<![\w.,/-])({NUMBER})\s?({UNIT})(?![\w/])")
+NUMBER_TOKEN = re.compile(rf"(?<![\w.,])({NUMBER})(?![.,]?\d)")
+# What may follow a number to make it a figure: an optional space or hyphen ("15-minute"), then the unit,
+# not followed by a letter or digit: "200 MB/s", "12 ms/trial" and "5 minutes" are figures, "3x3" is not.
+UNIT_AFTER = re.compile(rf"(?:\s|-(?=[A-Za-zµ]))?({UNIT})(?![\w])")
+# A range's first number takes the unit after its second one: "157-170 s", "796–862 MB".
+RANGE_AFTER = re.compile(rf"\s?[-–]\s?{NUMBER}(?:\s|-(?=[A-Za-zµ]))?({UNIT})(?![\w])")
 RESULT_FILE = re.compile(r"(?:benchmarks/results/)?\b(bench_[\w-]+\.md)\b")
 CODE_SPAN = re.compile(r"`[^`]*`")
 HEADER_UNIT = re.compile(rf"\(\s*{UNIT}\s*\)\s*$")
@@ -45,6 +69,13 @@ NOT_MEASURED = {
     ("parameter cache sharing", "9 MB"): "the Edge TPU's on-chip memory, a documented constant of the cost model",
     ("reports error, share within", "10%"): "a threshold the command reports against, not a result",
     ("repeats push phi 2 to", "19.7%"): "an analytic MACs count (count_macs), not a measurement",
+    ("(TuNAS, ", "0.1"):
+        "the absolute reward's default beta, a config value (bench_edgetpu_model.md's 0.1 is another number)",
+    ("runs the tests, the same command CI runs", "15-minute"):
+        "the time budget the default test run is held to (a limit, not a measured time)",
+    ("meets both goals set for a proxy here", "0.6"): "the goal for Kendall tau, not a result",
+    ("where the reference reports", "0.1"): "published: the reference's int8 accuracy drops (tensorflow/tpu)",
+    ("where the reference reports", "0.4"): "published: the reference's int8 accuracy drops (tensorflow/tpu)",
 }
 
 
@@ -90,18 +121,39 @@ def blocks(text: str):
     return out
 
 
-def figures(kind: str, text: str, header):
+def scan(text: str, decimals: bool) -> list[str]:
+    """The figures of a text, as written: numbers with a unit (also in code spans), and, if `decimals`,
+    numbers with a fractional part outside code spans."""
+    # A code span holding only a number is read as prose: "`15`-minute" is the figure "15-minute".
+    text = CODE_SPAN.sub(lambda m: m.group(0)[1:-1] if re.fullmatch(NUMBER, m.group(0)[1:-1]) else m.group(0),
+                         text)
+    code = [m.span() for m in CODE_SPAN.finditer(text)]
+    found = []
+    for m in NUMBER_TOKEN.finditer(text):
+        before, rest = text[:m.start()], text[m.end():]
+        if before.endswith("/") or re.search(r"[^\W\d][-–]$", before):
+            continue  # a fraction's denominator (1/40), part of a name (top-1, phi-2)
+        unit = UNIT_AFTER.match(rest) or RANGE_AFTER.match(rest)
+        if unit and unit.group(1) == "x" and rest[unit.start(1) - 1:unit.start(1)].isspace():
+            unit = None  # "x" only as in 1.5x: "3 x 6" is a product
+        if unit:
+            found.append(m.group(1) + rest[:unit.end()])
+        elif decimals and "." in m.group(1) and not any(a <= m.start() < b for a, b in code):
+            found.append(m.group(1))
+    return found
+
+
+def figures(kind: str, text: str, header, decimals: bool = True):
     if kind == "row":
         cells = [c.strip() for c in text.strip().strip("|").split("|")]
         found = []
         for title, cell in zip(header, cells):
-            plain = CODE_SPAN.sub("", cell)
-            has_unit = HEADER_UNIT.search(title)
-            found += [m.group(0) for m in FIGURE.finditer(plain)]
-            if has_unit and re.fullmatch(NUMBER, plain):
-                found.append(plain)
+            if HEADER_UNIT.search(title) and re.fullmatch(NUMBER, cell):
+                found.append(cell)
+            else:
+                found += scan(cell, decimals)
         return found
-    return [m.group(0) for m in FIGURE.finditer(CODE_SPAN.sub("", text))]
+    return scan(text, decimals)
 
 
 def number_of(figure: str) -> str:
@@ -115,8 +167,11 @@ def contains_number(text: str, number: str) -> bool:
 def problems(readme: str, used: set | None = None) -> list[str]:
     found = []
     for line, kind, text, header, above in blocks(readme):
+        names = RESULT_FILE.findall(CODE_SPAN.sub(lambda m: m.group(0).strip("`"), text))
+        if kind == "row" and not names:
+            names = RESULT_FILE.findall(above.replace("`", ""))
         wanted = []
-        for f in figures(kind, text, header):
+        for f in figures(kind, text, header, decimals=bool(names)):
             allowed = [(phrase, figure) for phrase, figure in NOT_MEASURED
                        if phrase in (text + "\n" + above if kind == "row" else text) and f == figure]
             if used is not None:
@@ -125,9 +180,6 @@ def problems(readme: str, used: set | None = None) -> list[str]:
                 wanted.append(f)
         if not wanted:
             continue
-        names = RESULT_FILE.findall(CODE_SPAN.sub(lambda m: m.group(0).strip("`"), text))
-        if kind == "row" and not names:
-            names = RESULT_FILE.findall(above.replace("`", ""))
         where = f"README.md line {line} ({text.strip()[:70]!r}...)"
         if not names:
             found.append(f"{where}: figure(s) {', '.join(repr(f) for f in wanted)} name no results file "
@@ -164,7 +216,25 @@ def test_the_check_catches_unbacked_missing_and_wrong_figures(tmp_path):
     assert "does not exist" in problems("It took 3 s (`benchmarks/results/bench_nothing_here.md`).\n")[0]
     wrong = problems(f"It took 987654.321 ms (`benchmarks/results/{name}`).\n")
     assert len(wrong) == 1 and "'987654.321 ms' is not in" in wrong[0]
-    assert problems("A constant `12.5 s` in a code span, and no unit on 12.5.\n") == []
+    # Numbers with a unit in code spans are figures, and a code span holding a number alone is prose;
+    # configuration in code spans is not a figure.
+    assert "'12.5 s' name no results file" in problems("A constant `12.5 s` in a code span.\n")[0]
+    assert "'15-minute' name no results file" in problems("Kept within a `15`-minute budget.\n")[0]
+    config = f"Set `proxy.width: 0.987654` and `--trials 987654` (`benchmarks/results/{name}`).\n"
+    assert problems(config) == []
+    # Unitless decimals are figures where the block names a results file (only there).
+    assert problems("No results file named: the decimal 987654.321 is not a figure.\n") == []
+    # A unitless decimal, both ends of a range, a unit followed by a slash, a hyphenated unit, a signed
+    # figure; not a number that is part of a name (top-1).
+    text = (f"Reward 987654.321, 987654-987655 s, 987654 MB/s, a 987656-minute run, -987657% and "
+            f"top-1 (`benchmarks/results/{name}`).\n")
+    wanted = ["987654.321", "987654-987655 s", "987655 s", "987654 MB", "987656-minute", "987657%"]
+    flagged = [p.split(": figure ")[1].split(" is not in")[0] for p in problems(text)]
+    assert flagged == [repr(w) for w in wanted]
+    # A decimal in a table row, checked against the file named in the paragraph above the table.
+    rows = (f"Rewards (`benchmarks/results/{name}`):\n\n| seed | Q4 / Q1 |\n|---|---|\n| 0 | 987654.321 |\n")
+    found = problems(rows)
+    assert len(found) == 1 and "line 5" in found[0] and "'987654.321' is not in" in found[0]
     table = ("Throughput (`benchmarks/results/bench_nothing_here.md`):\n\n| setting | wall (s) |\n|---|---|\n"
              "| local | 98.6 |\n")
     assert any("line 5" in p and "does not exist" in p for p in problems(table))
