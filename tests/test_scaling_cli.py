@@ -348,6 +348,7 @@ def test_scored_search_trains_for_real_on_the_local_backend(tmp_path, capsys):
     assert [float(r["accuracy"]) for r in scored] == pytest.approx(replay[1:], abs=1e-4)
 
 
+@pytest.mark.slow  # 30 s of Ray start-up; the scored search itself runs by default (locally, above)
 def test_scored_search_on_a_local_ray_cluster(tmp_path):
     config = write_config(tmp_path / "tiny-ray.yaml",
                           tiny_config(execution={"backend": "ray", "max_concurrent": 2}))
