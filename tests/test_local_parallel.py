@@ -249,6 +249,8 @@ def test_only_controllers_that_propose_ahead_get_workers(tmp_path, name, ahead):
     if not ahead:
         assert where_text(config, search.workers) == (
             f"locally, one at a time (controller {name} uses every result for its next proposal)")
+    else:  # one at a time for another reason (a given evaluator runs in the search's process): no such claim
+        assert where_text(config, 1) == "locally"
 
 
 def test_the_memory_check_counts_every_worker():

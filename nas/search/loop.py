@@ -186,7 +186,7 @@ def where_text(config: SearchConfig, workers: int) -> str:
     if config.execution.ray:
         return f"on Ray ({config.execution.address})"
     if workers == 1:
-        if config.execution.local_workers > 1 and not config.execution.ray:
+        if config.execution.local_workers > 1 and not CONTROLLERS.get(config.controller).proposes_ahead:
             return f"locally, one at a time (controller {config.controller} uses every result for its next proposal)"
         return "locally"
     cores = os.cpu_count() or 1
