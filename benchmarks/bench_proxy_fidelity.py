@@ -70,9 +70,10 @@ def architectures(space, n: int) -> list[list[int]]:
     return [space.sample(rng) for _ in range(n)]
 
 
-def train(config, proxy_overrides: dict, archs, seeds, variant: str, store: dict, remeasure: bool = False) -> None:
-    """Trains what the store lacks; with `remeasure`, also what it holds from another commit (so an
-    interrupted re-measurement resumes where it stopped)."""
+def train(config, proxy_overrides: dict, archs, seeds, variant: str, store: dict, measured_at: str,
+          remeasure: bool = False) -> None:
+    """Trains what the store lacks; with `remeasure`, also what it holds from a commit other than
+    `measured_at` (so an interrupted re-measurement resumes where it stopped)."""
     from nas.data import load_dataset
     from nas.proxy.task import ProxyTask
 
@@ -81,13 +82,13 @@ def train(config, proxy_overrides: dict, archs, seeds, variant: str, store: dict
     for i, decisions in enumerate(archs):
         for seed in seeds:
             key = f"{variant}|{i}|{seed}"
-            if key in store and not (remeasure and store[key].get("commit") != commit()):
+            if key in store and not (remeasure and store[key].get("commit") != measured_at):
                 continue
             if task is None:  # data loaded only when something is left to train
                 task = ProxyTask(proxy, load_dataset(config.data, proxy.resolution))
             result = task.evaluate(config.space.to_spec(decisions), seed=seed)
             store[key] = {"accuracy": result.accuracy, "seconds": result.seconds, "decisions": decisions,
-                          "commit": commit()}
+                          "commit": measured_at}
             print(f"{variant} arch {i} seed {seed}: {result.accuracy:.3f} in {result.seconds:.1f} s", flush=True)
             STORE.write_text(json.dumps(store, indent=1))
 
@@ -149,10 +150,12 @@ def main() -> None:
     archs = architectures(config.space, args.archs)
     seeds = list(range(args.seeds))
     store = json.loads(STORE.read_text()) if STORE.exists() else {}
+    measured_at = commit()  # once: the store's own writes would make the tree read "-dirty" from then on
     for variant in [] if args.report_only else args.variants:
-        train(config, VARIANTS[variant], archs, seeds, variant, store, args.remeasure)
+        train(config, VARIANTS[variant], archs, seeds, variant, store, measured_at, args.remeasure)
     if not (args.no_reference or args.report_only):
-        train(config, {**REFERENCE, "epochs": args.reference_epochs}, archs, [0], "reference", store, args.remeasure)
+        train(config, {**REFERENCE, "epochs": args.reference_epochs}, archs, [0], "reference", store, measured_at,
+              args.remeasure)
     path = write_results("bench_proxy_fidelity", "Proxy fidelity: seed noise, rank agreement, cost",
                          report(store, args.archs, seeds, args.variants, args.reference_epochs))
     print(f"wrote {path}")

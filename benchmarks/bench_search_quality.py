@@ -270,6 +270,7 @@ def main() -> None:
                           render(json.loads(STORE.read_text())))
         return
     variant = args.label or (" ".join(args.sets) or "default")
+    measured_at = commit()  # once: the store's own writes would make the tree read "-dirty" from then on
     for seed in args.seeds:
         for controller in args.controllers:
             if args.from_run:
@@ -287,7 +288,7 @@ def main() -> None:
                 rows = json.loads(STORE.read_text()) if STORE.exists() else []
                 rows = [r for r in rows if (r["objective"], r["variant"], r["controller"], r["seed"], r["trials"]) != key]
                 rows.append({"objective": args.objective, "variant": label, "controller": controller, "seed": seed,
-                             "trials": result["trials"], "result": result, "commit": commit()})
+                             "trials": result["trials"], "result": result, "commit": measured_at})
                 STORE.write_text(json.dumps(rows, indent=1))
                 write_results("bench_search_quality", "Search quality: does the controller learn?", render(rows))
             print(f"{args.objective} {label} {controller} seed {seed}: quarters "

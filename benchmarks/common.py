@@ -9,6 +9,7 @@ machine (CPU model, cores, memory). `benchmarks/run_all` fixes the commit once f
 from __future__ import annotations
 
 import datetime
+from collections import Counter
 import os
 import platform
 import subprocess
@@ -59,9 +60,7 @@ def commit() -> str:
 def commits_line(commits: list) -> str:
     """Where a results file accumulates measurements over runs (a JSON store), the commits they were made at:
     the header's commit is only when the file was last written."""
-    counts: dict = {}
-    for c in commits:
-        counts[c or "unknown"] = counts.get(c or "unknown", 0) + 1
+    counts = Counter(c or "unknown" for c in commits)
     return ("Measurements per commit they were made at: " + ", ".join(f"{c}: {n}" for c, n in counts.items())
             + " (the header's commit is when this file was last written).")
 
