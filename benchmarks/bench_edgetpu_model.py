@@ -305,7 +305,8 @@ def report(rows: list[dict], paths: dict[str, Path], write_constants: bool) -> i
               "2-2.7 times their MACs in array cycles (the padded/MACs column), Inception v1's (64-192 channels) "
               "hardly more; without that padding S was under-predicted by 17%. L's fused convs have 32-56 input "
               "channels and it is the row whose parameters only just overflow the on-chip memory, so it is the one "
-              "most sensitive to the streaming overlap; it stays over-predicted (more left out of the fit).",
+              "most sensitive to the streaming overlap; it stays over-predicted, more so with its family left out of "
+              "the fit.",
               "- deeplab_v3: under-predicted, and its fit leans on our graph's last op: a QUANTIZE of the "
               "513x513x21 logits (int8 to uint8), whose 11 MB working set is the row's whole spill. Coral's graph "
               "ends instead with an ArgMax over those logits, which the Edge TPU does not map (it runs on the host, "
