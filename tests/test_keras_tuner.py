@@ -247,12 +247,9 @@ def test_a_space_without_choices_is_refused():
 
 
 def test_nas_search_runs_the_bayesian_oracle_end_to_end(tmp_path, capsys):
-    # The default config (the EdgeTPU-S space, 36 real decisions), 4 trials: 2 random, then 2 from the GP.
-    data = yaml.safe_load((ROOT / "experiments" / "edgetpu.yaml").read_text())
-    data["run"].update(name="bayes", trials=4)
-    data["controller"] = {"name": "keras-tuner-bayesian", "num_initial_points": 2, "acquisition_restarts": 2}
-    data["proxy"]["epochs"] = 1
-    data["data"].update(max_train=256, max_val=128)
+    # The tiny config (real proxy training), 4 trials: 2 random, then 2 from the GP.
+    data = _tiny_keras_tuner(4, {"name": "keras-tuner-bayesian", "num_initial_points": 2, "acquisition_restarts": 2})
+    data["run"]["name"] = "bayes"
     path = tmp_path / "bayes.yaml"
     path.write_text(yaml.safe_dump(data))
     code, out, err = run_cli(capsys, "search", "--config", path, "--runs-dir", tmp_path)

@@ -102,6 +102,16 @@ def test_the_embedded_default_config_is_valid():
     assert config.controller == "mnas"
 
 
+def test_the_bayesian_experiment_is_the_default_search_but_for_its_controller():
+    default = load_config("experiments/edgetpu.yaml").to_dict()
+    bayesian = load_config("experiments/edgetpu_bayesian.yaml").to_dict()
+    assert bayesian["controller"]["name"] == "keras-tuner-bayesian"
+    differing = {key for key in default if default[key] != bayesian[key]}
+    assert differing <= {"run", "controller", "execution"}, differing
+    assert {k: v for k, v in bayesian["run"].items() if k != "name"} == \
+        {k: v for k, v in default["run"].items() if k != "name"}
+
+
 def test_dry_run_shows_space_size_objective_and_samples_without_tensorflow():
     code = ("import sys\n"
             "from nas.cli import main\n"
