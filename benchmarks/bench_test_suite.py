@@ -1,7 +1,7 @@
 """How long the default test command takes: `python -m pytest` (the README's second command after its
 install), with a fresh HOME, CI=true and no stdin, as CI runs it.
 
-    .venv/bin/python benchmarks/bench_test_suite.py        # runs the suite here (15-25 min on 2 cores)
+    .venv/bin/python benchmarks/bench_test_suite.py        # runs the suite here (about 9 min on 2 cores)
     .venv/bin/python benchmarks/bench_test_suite.py --from-log LOG --wall-s SECONDS --where "a fresh clone"
         # records a run made elsewhere (a fresh clone in a new virtual environment): LOG is its output
 
@@ -45,7 +45,8 @@ def report(text: str, wall_s: float, where: str) -> str:
     if summary is None:
         raise SystemExit("no pytest summary line in the log: did the run finish?")
     slowest = [m for line in lines if (m := DURATION.match(line.strip()))][:SLOWEST]
-    body = [f"`python -m pytest` (the default suite: `-m 'not slow'`), {where}, HOME a fresh empty folder, "
+    body = [f"`python -m pytest` (the default suite, as pyproject.toml's addopts make it: `-m 'not slow'`, "
+            f"two test processes, `-n 2 --dist loadscope`), {where}, HOME a fresh empty folder, "
             "CI=true, no stdin. Produced by `benchmarks/bench_test_suite.py`.", "",
             *markdown_table(["wall (s)", "wall (min)", "pytest's own time (s)", "result"],
                             [[f"{wall_s:.0f}", f"{wall_s / 60:.1f}", summary["seconds"], summary["counts"]]]), ""]

@@ -23,9 +23,15 @@ OUTPUTS = {"config.yaml", "journal.jsonl", "trials.csv", "best.yaml", "top", "pa
            "controller.json"}
 
 
+def environment(changes: dict | None) -> dict:
+    """os.environ with `changes` applied; a value of None removes the variable."""
+    merged = {**os.environ, **(changes or {})}
+    return {k: v for k, v in merged.items() if v is not None}
+
+
 def nas(*argv, cwd: Path, timeout: float = 540, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "nas", *map(str, argv)], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, start_new_session=True, env={**os.environ, **(env or {})})
+                          text=True, timeout=timeout, start_new_session=True, env=environment(env))
 
 
 def start_nas(*argv, cwd: Path) -> subprocess.Popen:
@@ -194,14 +200,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-# The token case (the one a machine's leftover state used to decide) runs by default; disabled with -m slow.
-@pytest.mark.parametrize("auth", ["token", pytest.param("disabled", marks=pytest.mark.slow)])
+# The token case (the one a machine's leftover state used to decide) runs by default; the others with -m slow.
+@pytest.mark.parametrize("auth", ["token", pytest.param("disabled", marks=pytest.mark.slow),
+                                  pytest.param(None, marks=pytest.mark.slow, id="unset")])
 def test_search_joins_a_cluster_started_with_ray_start(tmp_path, auth):
     """The multi-node path: a head started by `ray start --head`, the search joining it by address.
 
     Whether `ray start` turns token authentication on depends on the machine (Ray 2.60: on with
     RAY_AUTH_MODE=token, or when RAY_AUTH_MODE is unset and a token file exists, which a local
-    `ray.init()` creates), so each case sets the state it needs: its own HOME and token file.
+    `ray.init()` creates), so each case sets the state it needs: its own HOME and token file, and no
+    token inherited from the environment.
     """
     port = _free_port()
     ray_cli = Path(sys.executable).with_name("ray")
@@ -209,19 +217,19 @@ def test_search_joins_a_cluster_started_with_ray_start(tmp_path, auth):
     home.mkdir()
     token_file = tmp_path / "auth_token"
     token_file.write_text("0123456789abcdef0123456789abcdef\n")
-    state = {"HOME": str(home), "RAY_AUTH_MODE": auth, "RAY_AUTH_TOKEN_PATH": str(token_file)}
+    state = {"HOME": str(home), "RAY_AUTH_MODE": auth, "RAY_AUTH_TOKEN_PATH": str(token_file), "RAY_AUTH_TOKEN": None}
     log = tmp_path / "head.log"
     with open(log, "w") as out:
         head = subprocess.Popen([str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=2",
                                  "--include-dashboard=false", "--disable-usage-stats", "--block"],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **state})
+                                env=environment({"RAY_USAGE_STATS_ENABLED": "0", **state}))
     try:
         wait_for(lambda: "Ray runtime started" in log.read_text(), 120, "the head node", head)
         config = write_config(tmp_path / "tiny.yaml", tiny_config(
             run={"trials": 2}, execution={"backend": "ray", "address": f"127.0.0.1:{port}", "max_concurrent": 2}))
         refused = None
-        if auth == "token":  # a driver without the token gets one line saying what to set
+        if auth != "disabled":  # a driver without the token gets one line saying what to set
             refused = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path,
                           env={**state, "RAY_AUTH_MODE": "disabled"})
         done = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path, env=state)
