@@ -72,21 +72,33 @@ ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 EXACT = ("trial", "status", "decisions", "spec", "latency_ms", "params", "macs")
 
 
+def _default_experiment(execution: dict) -> dict:
+    """experiments/edgetpu.yaml as shipped (space, sim latency, hard reward, mnas with batch advantages and
+    unique proposals, the strided proxy, the digits) but for a 4-trial budget in batches of 2 (the second
+    batch follows the first's rewards), a quarter of the images, and `execution`."""
+    data = yaml.safe_load((ROOT / "experiments" / "edgetpu.yaml").read_text())
+    data["run"].update(name="edgetpu", trials=4)  # the name (it names the specs) whatever the file is called
+    data["controller"]["batch_size"] = 2
+    data["data"].update(max_train=360, max_val=96)
+    data["execution"] = execution
+    return data
+
+
 def test_ray_search_writes_what_the_local_backend_writes(tmp_path):
-    """The same seed on Ray and locally gives the same journal; on Ray, mnas (batch 2) on 3 slots never has
-    more than one batch in flight."""
-    config = write_config(tmp_path / "tiny.yaml", tiny_config(
-        run={"trials": 4}, execution={"backend": "ray", "max_concurrent": 3, "resources_per_trial": {"cpu": 0.5}}))
+    """The default experiment (reduced) gives the same journal on Ray as one trial at a time locally; on Ray,
+    mnas (batch 2) on 3 slots never has more than one batch in flight."""
+    config = write_config(tmp_path / "edgetpu.yaml", _default_experiment(
+        {"backend": "ray", "max_concurrent": 3, "resources_per_trial": {"cpu": 0.5}}))
     done = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     # The same config (run name included: it names the specs) on the local backend, in another runs dir.
-    local_config = write_config(tmp_path / "local.yaml", tiny_config(run={"trials": 4}))
+    local_config = write_config(tmp_path / "local.yaml", _default_experiment({"max_concurrent": 1}))
     local = nas("search", "--config", local_config, "--runs-dir", tmp_path / "local", cwd=tmp_path, env=ONE_THREAD)
     assert local.returncode == 0, local.stdout + local.stderr
-    run_dir = tmp_path / "runs" / "tiny"
+    run_dir = tmp_path / "runs" / "edgetpu"
     assert OUTPUTS <= {p.name for p in run_dir.iterdir()}
     records = sorted(journal(run_dir), key=lambda r: r["trial"])
-    expected = journal(tmp_path / "local" / "tiny")
+    expected = journal(tmp_path / "local" / "edgetpu")
     assert [r["trial"] for r in records] == [0, 1, 2, 3]
     # The same seed gives the same journal: what the controller proposed (the second batch follows the
     # first batch's rewards, so it is equal only if those were), the specs, latencies and costs, and,
