@@ -244,7 +244,9 @@ def test_search_joins_a_cluster_started_with_ray_start(tmp_path, auth):
         if auth != "disabled":  # a driver without the token gets one line saying what to set
             refused = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path,
                           env={**state, "RAY_AUTH_MODE": "disabled"})
-        done = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path, env=state)
+        # A driver of a cluster with tokens on says so (RAY_AUTH_MODE=token), as the README tells users to.
+        driver = {**state, "RAY_AUTH_MODE": "token"} if auth is None else state
+        done = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path, env=driver)
     finally:
         kill_group(head)
     if refused is not None:
