@@ -9,10 +9,10 @@ machine (CPU model, cores, memory). `benchmarks/run_all` fixes the commit once f
 from __future__ import annotations
 
 import datetime
-from collections import Counter
 import os
 import platform
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"

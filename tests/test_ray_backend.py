@@ -229,7 +229,8 @@ def test_search_joins_a_cluster_started_with_ray_start(tmp_path, auth):
     home.mkdir()
     token_file = tmp_path / "auth_token"
     token_file.write_text("0123456789abcdef0123456789abcdef\n")
-    state = {"HOME": str(home), "RAY_AUTH_MODE": auth, "RAY_AUTH_TOKEN_PATH": str(token_file), "RAY_AUTH_TOKEN": None}
+    state = {"HOME": str(home), "RAY_AUTH_MODE": auth, "RAY_AUTH_TOKEN_PATH": str(token_file),
+             "RAY_AUTH_TOKEN": None}
     log = tmp_path / "head.log"
     with open(log, "w") as out:
         head = subprocess.Popen([str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=2",
@@ -300,7 +301,7 @@ def test_imagenet_experiment_on_a_tiny_budget(tmp_path):
     # outside Ray with a worker's threads.
     first = [r for r in records_out if r["trial"] == 0]
     again = subprocess.run([sys.executable, "-c", RETRAIN, str(config), json.dumps(first)], cwd=tmp_path,
-                           capture_output=True, text=True, timeout=540, env={**os.environ, **ONE_THREAD})
+                           capture_output=True, text=True, timeout=540, env=environment(ONE_THREAD))
     assert again.returncode == 0, again.stderr[-3000:]
     retrained = json.loads(again.stdout.strip().splitlines()[-1])
     assert [r["accuracy"] for r in first] == pytest.approx(retrained, abs=1e-9)
