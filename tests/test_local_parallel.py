@@ -63,8 +63,15 @@ def reference(tmp_path_factory) -> Path:
 
 
 def _search(*args, stdout=subprocess.PIPE) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "nas", "search", *map(str, args)], cwd=ROOT, env=ENV,
-                            stdout=stdout, stderr=subprocess.PIPE, text=True)
+    # The driver must take Ctrl-C as from a terminal even where this process ignores SIGINT, as a
+    # background job of a non-interactive shell does (`pytest ... &`: bash sets SIGINT to SIG_IGN) and
+    # a Python child would keep it ignored. A handled signal is reset to its default action by exec.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen([sys.executable, "-m", "nas", "search", *map(str, args)], cwd=ROOT, env=ENV,
+                                stdout=stdout, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _stat(pid: int) -> list[str] | None:
