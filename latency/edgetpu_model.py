@@ -11,8 +11,9 @@ inference costs
                                                     op has none (it costs its bytes only)
   + sum_kind padded_macs_kind / (PEAK * eff_kind)   MACs with output channels padded to whole
                                                     multiples of the array's 64 lanes (65 take 2
-                                                    passes); the reduction is not padded, but each
-                                                    output vector takes 32 cycles more than it
+                                                    passes), each kernel tap's input channels to
+                                                    64 (the first conv's whole reduction), and
+                                                    each output vector 32 cycles longer
   + moved_bytes / move_bandwidth                    element-wise, pool, resize: these move whole
                                                     activation maps and do no MACs
   + layout_bytes / layout_bandwidth                 pad, slice, transpose: copies only (a concatenation
@@ -21,6 +22,9 @@ inference costs
                                                     beside the largest activations, input/output and tensors
                                                     crossing to the host, activations that do not
                                                     fit on chip (out to the host and back)
+  - stream_overlap * min(streaming, MAC time)       part of the parameter streaming hidden behind the
+                                                    array's work (later layers' parameters arrive
+                                                    while earlier layers compute)
   + host CPU: per op + MACs + bytes                 ops the compiler leaves to the CPU
 
 The model reads a model's *work summary* (`latency.work.Work`) from the ops of a `ModelSpec`'s layers
@@ -60,6 +64,7 @@ class EdgeTpuConstants:
     onchip_mb: float = ONCHIP_PARAM_BYTES / 1e6
     layout_mb_per_s: float = 8000.0
     mac_tile: int = MAC_TILE
+    stream_overlap: float = 0.0
     host_op_ms: float = 0.05
     host_gmacs_per_s: float = 10.0
     host_cpu_mb_per_s: float = 2000.0
@@ -90,10 +95,15 @@ MEANINGS = {
                        "free, written in place by its producers (fitted)",
     "onchip_mb": "on-chip memory shared by cached parameters and the largest activation working set; "
                  "parameters beyond what is left stream over USB every inference (fitted, nominal 8 MiB)",
-    "mac_tile": "MAC array lanes: output channels are padded to multiples of it, the reduction (taps x input "
-                "channels) is accumulated over cycles unpadded, plus 32 cycles per output vector to drain it "
-                "(latency.work.DRAIN_CYCLES) (64 lanes x 64 outputs matches 4 TOPS; chosen by the "
-                "benchmark among 16, 32, 64 by leave-one-family-out error)",
+    "mac_tile": "MAC array lanes: output channels are padded to multiples of it; each kernel tap's input "
+                "channels are padded to multiples of latency.work.REDUCE_TILE (a conv on at most "
+                "latency.work.FOLD_MAX_CIN channels, the first one on the image, has its whole reduction "
+                "padded instead), plus latency.work.DRAIN_CYCLES per output vector to drain it "
+                "(64 lanes x 64 outputs matches 4 TOPS; lanes, reduction vector and drain chosen by the "
+                "benchmark by leave-one-family-out error)",
+    "stream_overlap": "share of the shorter of parameter streaming and the MAC array's work that overlap "
+                      "(later layers' parameters cross USB while earlier layers compute); chosen by the "
+                      "benchmark among 0, 0.25, 0.5, 0.75, 1 by leave-one-family-out error, not fitted",
     "host_op_ms": "per op run on the host CPU (nominal, not fitted: no published row runs ops on the host)",
     "host_gmacs_per_s": "host CPU int8 rate for MAC ops run there (nominal, not fitted)",
     "host_cpu_mb_per_s": "host CPU rate for the bytes its ops read and write (nominal, not fitted)",
@@ -119,6 +129,7 @@ def breakdown_ms(work: Work, c: EdgeTpuConstants) -> dict[str, float]:
     out["moved bytes"] = 1e-3 * work.moved_bytes / c.move_mb_per_s
     out["layout bytes"] = 1e-3 * work.layout_bytes / c.layout_mb_per_s
     out["streamed params"] = usb * _streamed(work.param_bytes, work.peak_act_bytes, c)
+    out["streaming hidden by MACs"] = -c.stream_overlap * min(out["streamed params"], _mac_ms(work, c))
     out["input/output"] = usb * work.io_bytes
     out["spilled activations"] = usb * 2 * work.spill_bytes
     out["host CPU"] = (c.host_op_ms * work.host_ops + 1e3 * work.host_macs / (c.host_gmacs_per_s * 1e9)
@@ -146,12 +157,16 @@ def _hidden_ms(work: Work, c: EdgeTpuConstants) -> float:
     return hidden
 
 
+def _mac_ms(work: Work, c: EdgeTpuConstants) -> float:
+    """The MAC array's time: the padded MACs of every kind at their efficiencies."""
+    return 1e3 * sum(p / e for p, e in zip(work.padded_macs, (c.efficiency_conv, c.efficiency_depthwise,
+                                                              c.efficiency_conv1x1, c.efficiency_dense))) / PEAK_MACS_PER_S
+
+
 def _linear_ms(work: Work, c: EdgeTpuConstants) -> float:
     """Every term but the fixed cost and parameter streaming: additive over ops, so it can be cached
     per layer. The sum of breakdown_ms's terms, inlined: this runs once per candidate in a search."""
-    compute = sum(p / e for p, e in zip(work.padded_macs, (c.efficiency_conv, c.efficiency_depthwise,
-                                                           c.efficiency_conv1x1, c.efficiency_dense)))
-    ms = (c.op_overhead_ms * work.ops - _hidden_ms(work, c) + 1e3 * compute / PEAK_MACS_PER_S
+    ms = (c.op_overhead_ms * work.ops - _hidden_ms(work, c) + _mac_ms(work, c)
           + 1e-3 * (work.moved_bytes / c.move_mb_per_s + work.layout_bytes / c.layout_mb_per_s + (work.io_bytes + 2 * work.spill_bytes) / c.host_mb_per_s))
     if work.host_ops:
         ms += (c.host_op_ms * work.host_ops + 1e3 * work.host_macs / (c.host_gmacs_per_s * 1e9)
@@ -165,12 +180,16 @@ def _streamed(param_bytes: int, peak_act_bytes: int, c: EdgeTpuConstants) -> flo
     return max(0.0, param_bytes + peak_act_bytes - c.onchip_mb * 1e6)
 
 
-def _fixed_and_streaming_ms(param_bytes: int, peak_act_bytes: int, c: EdgeTpuConstants) -> float:
-    return c.fixed_ms + 1e-3 * _streamed(param_bytes, peak_act_bytes, c) / c.host_mb_per_s
+def _fixed_and_streaming_ms(param_bytes: int, peak_act_bytes: int, mac_ms: float, c: EdgeTpuConstants) -> float:
+    """Fixed cost plus streaming of the parameters beyond the cache, a share (stream_overlap) of the shorter
+    of streaming and the array's work `mac_ms` hidden: parameters of later layers cross USB while earlier
+    layers compute."""
+    stream = 1e-3 * _streamed(param_bytes, peak_act_bytes, c) / c.host_mb_per_s
+    return c.fixed_ms + stream - c.stream_overlap * (stream if stream < mac_ms else mac_ms)
 
 
 def predict_work_ms(work: Work, c: EdgeTpuConstants) -> float:
-    return _fixed_and_streaming_ms(work.param_bytes, work.peak_act_bytes, c) + _linear_ms(work, c)
+    return _fixed_and_streaming_ms(work.param_bytes, work.peak_act_bytes, _mac_ms(work, c), c) + _linear_ms(work, c)
 
 
 @dataclass(frozen=True)
@@ -207,7 +226,7 @@ class EdgeTpuCostModel:
 
     def __init__(self, constants: EdgeTpuConstants | None = None):
         self.constants = constants or load_constants()
-        self._layer_cache: dict = {}  # layer -> (its additive ms, its parameter bytes)
+        self._layer_cache: dict = {}  # layer -> (its additive ms, parameter bytes, activation bytes, MAC ms)
 
     def predict_ms(self, spec: ModelSpec) -> float:
         """predict_work_ms(spec_work(spec)), without building the summed Work: candidates in a search
@@ -216,16 +235,17 @@ class EdgeTpuCostModel:
         if len(cache) > 65536:
             cache.clear()
         io = spec_work_io(spec)
-        ms, params, peak = _linear_ms(io, c), 0, io.peak_act_bytes
+        ms, params, peak, mac = _linear_ms(io, c), 0, io.peak_act_bytes, _mac_ms(io, c)
         for layer in spec.layers():
             hit = cache.get(layer)
             if hit is None:
                 work = layer_work(layer, c.mac_tile)
-                hit = cache[layer] = (_linear_ms(work, c), work.param_bytes, work.peak_act_bytes)
+                hit = cache[layer] = (_linear_ms(work, c), work.param_bytes, work.peak_act_bytes, _mac_ms(work, c))
             ms += hit[0]
             params += hit[1]
             peak = max(peak, hit[2])
-        return ms + _fixed_and_streaming_ms(params, peak, c)
+            mac += hit[3]
+        return ms + _fixed_and_streaming_ms(params, peak, mac, c)
 
     def predict_tflite_ms(self, path) -> float:
         return predict_tflite(path, self.constants).ms

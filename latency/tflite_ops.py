@@ -69,20 +69,21 @@ def _mappable(op: GraphOp) -> bool:
     return True
 
 
-def _macs(op: GraphOp, tile: int) -> tuple[str, int, int, int]:
-    """(kind, MACs, reduction dim, output channels) of a MAC op."""
+def _macs(op: GraphOp, tile: int) -> tuple[str, int, int, int, int]:
+    """(kind, MACs, reduction dim, output channels, kernel taps) of a MAC op."""
     out = op.outputs[0].shape
     if op.name == "CONV_2D":
         cout, kh, kw, cin = op.inputs[1].shape
-        return ("conv1x1" if kh == kw == 1 else "conv"), math.prod(out[:-1]) * kh * kw * cin * cout, kh * kw * cin, cout
+        return (("conv1x1" if kh == kw == 1 else "conv"), math.prod(out[:-1]) * kh * kw * cin * cout, kh * kw * cin,
+                cout, kh * kw)
     if op.name == "DEPTHWISE_CONV_2D":
         _, kh, kw, ch = op.inputs[1].shape
-        return "depthwise", math.prod(out[:-1]) * kh * kw * ch, kh * kw, ch
+        return "depthwise", math.prod(out[:-1]) * kh * kw * ch, kh * kw, ch, kh * kw
     if op.name == "TRANSPOSE_CONV":  # inputs: output shape, weights (cout, kh, kw, cin), input
         cout, kh, kw, cin = op.inputs[1].shape
-        return "conv", math.prod(op.inputs[2].shape[:-1]) * kh * kw * cin * cout, kh * kw * cin, cout
+        return "conv", math.prod(op.inputs[2].shape[:-1]) * kh * kw * cin * cout, kh * kw * cin, cout, kh * kw
     units, depth = op.inputs[1].shape  # FULLY_CONNECTED
-    return "dense", math.prod(out[:-1]) * units * depth, depth, units
+    return "dense", math.prod(out[:-1]) * units * depth, depth, units, 1
 
 
 def graph_work(ops: list[GraphOp], io_bytes: int, tile: int = MAC_TILE) -> Work:
@@ -109,8 +110,8 @@ def graph_work(ops: list[GraphOp], io_bytes: int, tile: int = MAC_TILE) -> Work:
         if op.name in FREE_OPS:
             continue
         if op.name in MAC_OPS:
-            kind, macs, reduce, cout = _macs(op, tile)
-            work += op_work(kind, macs, 0, reduce, cout, tile, in_bytes, out_bytes)
+            kind, macs, reduce, cout, taps = _macs(op, tile)
+            work += op_work(kind, macs, 0, reduce, cout, tile, in_bytes, out_bytes, taps)
         else:
             work += op_work(op.name.lower(), in_bytes=in_bytes, out_bytes=out_bytes)
     # a model that ends on the Edge TPU hands its outputs back: already counted in io_bytes

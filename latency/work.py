@@ -19,15 +19,22 @@ OP_KINDS = ("conv", "depthwise", "conv1x1", "dense")  # kinds with their own MAC
 BIAS_BYTES = 4  # int8 models keep int32 biases (batch norm folds into them)
 # The array is taken to be 64 lanes wide in output channels (4096 MACs x 2 ops x ~500 MHz is the published
 # 4 TOPS: 64 lanes each working on 64 outputs at once): output channels are padded to whole multiples of
-# the lane count (65 channels take two passes). The reduction (kernel taps x input channels) is
-# accumulated over cycles within a lane, so it is not padded (REDUCE_TILE = 1). Google does not publish
-# the layout; the benchmark picks the lane count among 16, 32 and 64 by leave-one-family-out error, and
-# padding the reduction to 64 as well fits the published rows no better (bench_edgetpu_model.md).
+# the lane count (65 channels take two passes). The reduction is fed tap by tap in vectors of REDUCE_TILE
+# input channels: each kernel tap's input channels are padded to a whole multiple of it (a 3x3 conv on 32
+# channels takes 9 x 64 cycles per output vector, not 9 x 32), so convolutions on few input channels
+# (EfficientNet-EdgeTPU's fused 3x3 convs on 24-48 channels at 112x112 and 56x56) use the array poorly.
+# A conv on at most FOLD_MAX_CIN input channels (the first conv, on the RGB image) is the exception: its
+# taps are folded into the channels (im2col / space-to-depth, what TPU compilers do to the first layer),
+# so its whole reduction (taps x channels) is padded once. A depthwise conv's reduction (its taps, one
+# channel each) is not padded: its own efficiency covers how it uses the array. Google does not publish
+# the layout; the benchmark picks the lane count among 16, 32 and 64 and the reduction vector among 1
+# (unpadded), 8, 16, 32 and 64 by leave-one-family-out error (bench_edgetpu_model.md).
 MAC_TILE = 64
-REDUCE_TILE = 1
-# Each output vector (one pixel's tile of output channels) takes the reduction's cycles (taps x input
+REDUCE_TILE = 64
+FOLD_MAX_CIN = 4
+# Each output vector (one pixel's tile of output channels) takes the reduction's cycles (taps x padded input
 # channels; a depthwise conv's taps) plus a fixed DRAIN_CYCLES to drain the accumulators and requantize:
-# the MACs of an op are charged (reduce + DRAIN_CYCLES) / reduce times over. It makes ops with a short
+# the MACs of an op are charged (cycles + DRAIN_CYCLES) / reduce times over. It makes ops with a short
 # reduction (depthwise, 1x1 convs on few channels) cost more per MAC. Not published by Google: a systolic
 # array's per-vector latency; the value is chosen among 0, 32 and 64 by leave-one-family-out error
 # (bench_edgetpu_model.md).
@@ -92,11 +99,24 @@ def spill(in_bytes: int, out_bytes: int) -> int:
     return max(0, in_bytes + out_bytes - ACT_SRAM_BYTES)
 
 
+def reduce_cycles(kind: str, reduce: int, taps: int = 1) -> int:
+    """Cycles one output vector's reduction takes on the array: `reduce` (taps x input channels) with each
+    tap's input channels padded to REDUCE_TILE; padded whole when the op has at most FOLD_MAX_CIN input
+    channels (taps folded into channels); a depthwise conv's taps unpadded."""
+    if kind == "depthwise" or reduce <= 0:
+        return reduce
+    cin = reduce // max(1, taps)
+    if cin <= FOLD_MAX_CIN:
+        return -(-reduce // REDUCE_TILE) * REDUCE_TILE
+    return taps * (-(-cin // REDUCE_TILE) * REDUCE_TILE)
+
+
 def op_work(kind: str, macs: int = 0, param_bytes: int = 0, reduce: int = 0, out_ch: int = 0,
-            tile: int = MAC_TILE, in_bytes: int = 0, out_bytes: int = 0, reduce_tile: int = REDUCE_TILE) -> Work:
+            tile: int = MAC_TILE, in_bytes: int = 0, out_bytes: int = 0, taps: int = 1) -> Work:
     """One Edge TPU op. `kind` in OP_KINDS: MACs on the array, `out_ch` tiled over its `tile` lanes and the
-    reduction dimension `reduce` (a depthwise conv's: its taps) over `reduce_tile` (1: unpadded), each output
-    vector DRAIN_CYCLES longer than its reduction. Any other kind is MAC-free and moves its activations."""
+    reduction dimension `reduce` (`taps` kernel taps x input channels; a depthwise conv's: its taps) fed in
+    vectors of REDUCE_TILE channels per tap (reduce_cycles), each output vector DRAIN_CYCLES longer than
+    its reduction. Any other kind is MAC-free and moves its activations."""
     if kind in IN_PLACE_KINDS:  # its inputs are slices of its output: only the output buffer is held
         return Work(param_bytes=param_bytes, spill_bytes=spill(0, out_bytes), peak_act_bytes=out_bytes)
     if kind in LAYOUT_KINDS:
@@ -107,7 +127,7 @@ def op_work(kind: str, macs: int = 0, param_bytes: int = 0, reduce: int = 0, out
         return Work(ops=1, param_bytes=param_bytes, moved_bytes=in_bytes + out_bytes,
                     spill_bytes=spill(in_bytes, out_bytes), peak_act_bytes=in_bytes + out_bytes,
                     per_op=((0.0, 0.0, 0.0, 0.0, in_bytes + out_bytes, 0),))
-    padded = macs * (tiling(reduce, reduce_tile) * (reduce + DRAIN_CYCLES) / reduce if reduce else 1.0) * (
+    padded = macs * ((reduce_cycles(kind, reduce, taps) + DRAIN_CYCLES) / reduce if reduce else 1.0) * (
         tiling(out_ch, tile) if out_ch else 1.0)
     by_kind = tuple(macs if k == kind else 0 for k in OP_KINDS)
     padded_by_kind = tuple(padded if k == kind else 0 for k in OP_KINDS)
@@ -133,7 +153,7 @@ def tflite_op_work(op: Op, tile: int = MAC_TILE) -> Work:
         reduce = {"conv": op.kernel * op.kernel * op.in_ch, "conv1x1": op.in_ch, "dense": op.in_ch,
                   "depthwise": op.kernel * op.kernel}[op.kind]
         return op_work(op.kind, op.macs, op.weights + BIAS_BYTES * op.out_ch, reduce, op.out_ch, tile,
-                       in_map, out_map)
+                       in_map, out_map, op.kernel * op.kernel if op.kind in ("conv", "depthwise") else 1)
     if op.kind == "add":
         return op_work("add", in_bytes=2 * in_map, out_bytes=out_map)
     return op_work(op.kind, in_bytes=in_map, out_bytes=out_map)
