@@ -4,9 +4,10 @@ Rebuilds every row of shared/reference/edgetpu_latency_published.csv offline: ke
 (MobileNet, MobileNetV2, ResNet50, ResNet50V2, VGG16, weights=None), the registry's EfficientNet-EdgeTPU
 S and L, and benchmarks/edgetpu_zoo.py (Inception v1/v4, SqueezeNet, MobileNet SSD v1/v2, U-Net, DeepLab
 v3). Converts each to a full-int8 .tflite once (cached under benchmarks/out/edgetpu_rows/: conversion is
-the slow part), reads the ops of each file with the cost model's reader, chooses the MAC array width
-and prior width by worst leave-one-family-out error, fits the constants (least squares on log-latency)
-and writes:
+the slow part; a file's name carries a hash of the code and versions that build it, so a change to the
+builder, the zoo, the converter or TensorFlow converts it again), reads the ops of each file with the
+cost model's reader, chooses the MAC array width and prior width by worst leave-one-family-out error,
+fits the constants (least squares on log-latency) and writes:
 
 - latency/data/edgetpu_constants.json  (with --write-constants: the constants `sim` ships with)
 - benchmarks/results/bench_edgetpu_model.md
@@ -20,6 +21,8 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import functools
+import hashlib
 import math
 import os
 import platform
@@ -54,8 +57,25 @@ def published_rows() -> list[dict]:
     return [row for row in csv.DictReader(lines) if row["model"] in REBUILDABLE]
 
 
+# What each kind of row is built from, beside the converter (search_space/tflite.py) and the installed
+# TensorFlow and Keras: a cached file is named by a hash of them, so it is converted again after they change.
+BUILT_FROM = {"keras": (), "registry": ("search_space",), "zoo": ("benchmarks/edgetpu_zoo.py",)}
+
+
+@functools.lru_cache(maxsize=None)
+def build_fingerprint(kind: str) -> str:
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(f"tensorflow {version('tensorflow')} keras {version('keras')}".encode())
+    for source in ("search_space/tflite.py", *BUILT_FROM[kind]):
+        path = ROOT / source
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.relative_to(ROOT).as_posix().encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def tflite_path(model: str, size: int) -> Path:
-    return OUT / f"{model}_{size}_int8.tflite"
+    return OUT / f"{model}_{size}_int8_{build_fingerprint(REBUILDABLE[model][0])}.tflite"
 
 
 def build_int8(model: str, size: int) -> Path:

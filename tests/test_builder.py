@@ -123,22 +123,6 @@ def test_tiny_spec_converts_to_full_int8_tflite_that_runs(tmp_path):
     assert int8_out.shape == (4, 10) and np.abs(int8_out - keras_out).max() < 0.25 * np.abs(keras_out).max()
 
 
-def test_edgetpu_s_converts_to_full_int8_tflite_with_uint8_io():
-    """The int8 export claim at full size, in every CI run: EfficientNet-EdgeTPU-S at 224 px, calibrated on
-    two images (the conversion, not the calibration, is what is checked)."""
-    from search_space import tflite
-    from search_space.builder import build_model
-
-    model = build_model(REGISTRY["efficientnet-edgetpu-S"], seed=0, batch_size=1)
-    content = tflite.convert(model, quantize=True, representative=tflite.random_representative(224, count=2))
-    interp = tflite.load_interpreter(content)
-    assert interp.get_input_details()[0]["dtype"] == np.uint8
-    assert interp.get_output_details()[0]["dtype"] == np.uint8
-    out = tflite.run(interp, np.zeros((1, 224, 224, 3), np.float32))
-    assert out.shape == (1, 1001)
-    assert "FLOAT" not in " ".join(tflite.op_names(content)) and "DEQUANTIZE" not in tflite.op_names(content)
-
-
 def test_corrupt_tflite_files_are_user_errors(tmp_path):
     from search_space import UserError, tflite
 

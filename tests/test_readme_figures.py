@@ -164,7 +164,9 @@ def contains_number(text: str, number: str) -> bool:
     return re.search(rf"(?<![\d.,]){re.escape(number)}(?![\d]|[.,]\d)", text) is not None
 
 
-def problems(readme: str, used: set | None = None) -> list[str]:
+def problems(readme: str, used: set | None = None, checked: list | None = None) -> list[str]:
+    """What is wrong with the README's figures; `used` collects the NOT_MEASURED entries that matched,
+    `checked` the figures looked up in a results file."""
     found = []
     for line, kind, text, header, above in blocks(readme):
         names = RESULT_FILE.findall(CODE_SPAN.sub(lambda m: m.group(0).strip("`"), text))
@@ -195,15 +197,20 @@ def problems(readme: str, used: set | None = None) -> list[str]:
         if not texts:
             continue
         for figure in wanted:
+            if checked is not None:
+                checked.append(figure)
             if not any(contains_number(t, number_of(figure)) for t in texts.values()):
                 found.append(f"{where}: figure {figure!r} is not in {', '.join('benchmarks/results/' + n for n in texts)}")
     return found
 
 
 def test_every_readme_figure_is_in_a_named_results_file():
-    used = set()
-    found = problems(README.read_text(), used)
+    used, checked = set(), []
+    found = problems(README.read_text(), used, checked)
     assert not found, "\n" + "\n".join(found)
+    # A change to the parsing that stopped finding figures would pass the check above vacuously: the
+    # README had 229 (2026-12-03).
+    assert len(checked) >= 200, f"only {len(checked)} figures found in README.md: is the parsing broken?"
     stale = set(NOT_MEASURED) - used
     assert not stale, f"NOT_MEASURED entries that match no figure of the README any more: {sorted(stale)}"
 

@@ -1,0 +1,158 @@
+"""benchmarks/freshness.py: which results files predate a change to what their benchmark measures.
+
+On a small repository made here (real git, real files) where every rule can be seen to matter, and on
+this repository's own benchmarks for what they must be found to measure."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from freshness import measured_files, staleness  # noqa: E402
+
+SCRIPT = '''"""Reads experiments/demo.yaml."""
+import subprocess, sys
+from nas import Thing  # lazy: nas/lazy.py
+from common import write_results
+
+
+def run():
+    from latency.model import predict  # inside a function
+    subprocess.run([sys.executable, "-m", "scaling", "go"])
+'''
+
+FILES = {
+    "nas/__init__.py": 'import importlib\n_LAZY = {"Thing": "nas.lazy", "Other": "nas.other"}\n',
+    "nas/lazy.py": "from .helper import x\n",  # relative import
+    "nas/helper.py": "x = 1\n",
+    "nas/other.py": "y = 2\n",  # named in the table, never imported: not measured
+    "nas/cli.py": 'import importlib\ndef load(n):\n    return importlib.import_module(f"nas.commands.{n}")\n',
+    "nas/commands/__init__.py": "",
+    "nas/commands/one.py": "",
+    "latency/__init__.py": "",
+    "latency/model.py": "def predict(): pass\n",
+    "latency/data/table.json": "{}\n",
+    "scaling/__init__.py": "",
+    "scaling/__main__.py": "from nas.cli import load\n",  # reached through `-m scaling`
+    "search_space/__init__.py": "",  # not imported
+    "experiments/demo.yaml": "a: 1\n",
+    "experiments/other.yaml": "b: 2\n",
+    "benchmarks/common.py": "def write_results(): pass\n",
+    "benchmarks/bench_demo.py": SCRIPT,
+    "tests/test_x.py": "",
+}
+MEASURED = ["benchmarks/bench_demo.py", "experiments/demo.yaml", "latency/__init__.py", "latency/data/table.json",
+            "latency/model.py", "nas/__init__.py", "nas/cli.py", "nas/commands/__init__.py", "nas/commands/one.py",
+            "nas/helper.py", "nas/lazy.py", "scaling/__init__.py", "scaling/__main__.py"]
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def commit(repo: Path, message: str) -> str:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "--short", "HEAD")
+
+
+def stamp(repo: Path, at: str) -> None:
+    (repo / "benchmarks/results").mkdir(exist_ok=True)
+    (repo / "benchmarks/results/bench_demo.md").write_text(
+        f"# Demo\n\nDate: 2026-12-03. Commit: {at}. Machine: x, 2 cores; load average 1.0 when written.\n\n1 ms\n")
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    for name, text in FILES.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    git(tmp_path, "init", "-q")
+    return tmp_path
+
+
+def test_what_a_benchmark_measures_follows_its_imports(repo):
+    commit(repo, "start")
+    assert measured_files(repo / "benchmarks/bench_demo.py", repo) == MEASURED
+
+
+def test_a_change_to_a_measured_file_makes_the_results_stale_and_nothing_else_does(repo):
+    at = commit(repo, "start")
+    stamp(repo, at)
+    commit(repo, "results")
+    assert not staleness("demo", repo).stale
+
+    for unmeasured in ("nas/other.py", "experiments/other.yaml", "benchmarks/common.py", "tests/test_x.py"):
+        (repo / unmeasured).write_text("# changed\n")
+    commit(repo, "elsewhere")
+    assert not staleness("demo", repo).stale
+
+    (repo / "nas/helper.py").write_text("x = 2\n")  # uncommitted counts
+    found = staleness("demo", repo)
+    assert found.stale and found.changed == ["nas/helper.py"] and found.commits == [at]
+    commit(repo, "helper")
+    (repo / "latency/data/table.json").write_text('{"a": 1}\n')
+    assert staleness("demo", repo).changed == ["latency/data/table.json", "nas/helper.py"]
+    assert "STALE (measured at " in staleness("demo", repo).describe()
+
+    stamp(repo, commit(repo, "table"))  # measured again
+    assert not staleness("demo", repo).stale
+
+
+def test_a_json_store_is_as_old_as_its_oldest_measurement(repo):
+    old = commit(repo, "start")
+    (repo / "latency/model.py").write_text("def predict(): return 1\n")
+    new = commit(repo, "model")
+    stamp(repo, new)  # the markdown was rewritten at `new`, but one measurement is older
+    store = repo / "benchmarks/results/bench_demo.json"
+    store.write_text(json.dumps({"a|0": {"accuracy": 0.5, "commit": new}, "a|1": {"accuracy": 0.6, "commit": old}}))
+    found = staleness("demo", repo)
+    assert found.commits == sorted([old, new]) and found.changed == ["latency/model.py"]
+    store.write_text(json.dumps([{"result": {}, "commit": new}, {"result": {}, "commit": new}]))
+    assert not staleness("demo", repo).stale
+    store.write_text(json.dumps([{"result": {}, "commit": new}, {"result": {}}]))  # a row without its commit
+    assert "measured at 'unknown'" in staleness("demo", repo).reason
+
+
+@pytest.mark.parametrize("at, reason", [("abc1234-dirty", "not at a commit of this repository"),
+                                        ("0123abc", "is not in this clone's history")])
+def test_results_of_unknown_code_are_stale(repo, at, reason):
+    commit(repo, "start")
+    stamp(repo, at)
+    found = staleness("demo", repo)
+    assert found.stale and reason in found.reason
+
+
+def test_this_repositorys_benchmarks_measure_what_they_run():
+    def measured(name):
+        return set(measured_files(ROOT / "benchmarks" / f"bench_{name}.py"))
+
+    # bench_train runs `python -m nas train ...`: the CLI loads its commands by name
+    assert {"nas/commands/train.py", "nas/train/loop.py", "nas/deploy/exporter.py"} <= measured("train")
+    assert {"search_space/builder.py", "latency/data/edgetpu_constants.json", "latency/edgetpu_model.py",
+            "experiments/edgetpu.yaml", "nas/search/parallel.py", "nas/controllers/mnas.py",
+            "nas/proxy/task.py"} <= measured("search_quality")
+    assert "experiments/edgetpu_bayesian.yaml" not in measured("search_quality")
+    assert {"tests/test_benchmark_freshness.py", "pyproject.toml"} <= measured("test_suite")
+    assert not any(f.startswith("nas/") for f in measured("foundation"))  # it measures the model zoo alone
+    assert "benchmarks/common.py" not in measured("scaling")
+
+
+def test_run_all_lists_each_benchmark_as_current_or_stale():
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--is-shallow-repository"], capture_output=True,
+                      text=True).stdout.strip() != "false":
+        pytest.skip("a shallow clone has not the commits the results were measured at")
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks/run_all"), "--stale", "--list"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    names = sorted(p.stem for p in (ROOT / "benchmarks").glob("bench_*.py"))
+    verdicts = [line for line in done.stdout.splitlines() if line.startswith("bench_")]
+    assert [line.split(":")[0] for line in verdicts] == names
+    assert all(": current (measured at " in line or ": STALE (measured at " in line for line in verdicts)
