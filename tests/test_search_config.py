@@ -119,8 +119,8 @@ def test_dry_run_shows_space_size_objective_and_samples_without_tensorflow():
             "assert 'tensorflow' not in sys.modules, 'dry run imported TensorFlow'\n")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert "8,916,100,448,256 architectures" in out  # 144 ** 6: (2*2*2*3*3*2*1) per stage
-    assert "target 4." in out and "efficientnet-edgetpu-S" in out
-    assert "acc * (lat / " in out and "w = 0 under the target, -1 over (hard)" in out  # the config's reward
+    assert "target 5.139 ms (efficientnet-edgetpu-S)" in out
+    assert "acc * (lat / " in out and "w = 0 under the target, -2 over (hard)" in out  # the config's reward
     samples = out.split("random samples")[1].strip().splitlines()[3:]  # after "(seed 0):", header, rule
     assert len(samples) == 3
     for line in samples:  # params, MACs and predicted latency for each
