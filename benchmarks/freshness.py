@@ -175,7 +175,7 @@ def measured_at(name: str, results: Path) -> list[str]:
 class Staleness:
     name: str
     commits: list[str]  # the commits its figures were measured at
-    changed: list[str]  # measured files changed since the oldest of them ([] and no reason: current)
+    changed: list[str]  # measured files changed since any of them ([] and no reason: current)
     reason: str = ""  # why it is stale without a diff to show (a dirty or unknown commit)
 
     @property
