@@ -112,11 +112,13 @@ def _declared(path: Path) -> tuple[str, ...]:
     return ()
 
 
+def _git(root: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=check)
+
+
 def _tracked(root: Path, *paths: str) -> list[str]:
     """The files under `paths` that git tracks or would (new files not yet added, not ignored ones)."""
-    out = subprocess.run(["git", "-C", str(root), "ls-files", "--cached", "--others", "--exclude-standard", "--",
-                          *paths], capture_output=True, text=True, check=True).stdout
-    return out.split()
+    return _git(root, "ls-files", "--cached", "--others", "--exclude-standard", "--", *paths, check=True).stdout.split()
 
 
 def measured_files(script: Path, root: Path = ROOT) -> list[str]:
@@ -189,10 +191,6 @@ class Staleness:
         why = self.reason or (f"{len(self.changed)} measured file(s) changed since: "
                               + ", ".join(self.changed[:6]) + (", ..." if len(self.changed) > 6 else ""))
         return f"bench_{self.name}: STALE (measured at {at}): {why}"
-
-
-def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
 
 
 def staleness(name: str, root: Path = ROOT) -> Staleness:
