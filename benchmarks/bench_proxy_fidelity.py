@@ -18,7 +18,9 @@ was measured here).
 
 Every trained accuracy is kept in `results/bench_proxy_fidelity.json` keyed by (variant,
 architecture, seed) with the commit it was measured at, so runs accumulate: `--archs 12` after
-`--archs 6` trains only the new six; `--remeasure` trains again whatever was measured at another commit.
+`--archs 6` trains only the new six; `--remeasure` trains again what was measured at a commit the
+code it measures has changed since (benchmarks/freshness.py's rule), so a re-measurement interrupted
+in one session resumes in the next as long as that code stays the same.
 
     .venv/bin/python benchmarks/bench_proxy_fidelity.py [--archs 24] [--seeds 3] [--variants skeleton strides]
 """
@@ -37,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import RESULTS, commit, commits_line, markdown_table, write_results  # noqa: E402
+from freshness import changed_since, measured_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE = RESULTS / "bench_proxy_fidelity.json"
@@ -70,10 +73,16 @@ def architectures(space, n: int) -> list[list[int]]:
     return [space.sample(rng) for _ in range(n)]
 
 
+def outdated(store: dict) -> set[str]:
+    """The commits in `store` whose measurements the current code might not reproduce: this
+    benchmark's measured files changed since, or no commit to compare with."""
+    files = measured_files(Path(__file__))
+    return {c for c in {v.get("commit") for v in store.values()} if changed_since(c, files) != []}
+
+
 def train(config, proxy_overrides: dict, archs, seeds, variant: str, store: dict, measured_at: str,
-          remeasure: bool = False) -> None:
-    """Trains what the store lacks; with `remeasure`, also what it holds from a commit other than
-    `measured_at` (so an interrupted re-measurement resumes where it stopped)."""
+          remeasure: set[str] = frozenset()) -> None:
+    """Trains what the store lacks, and what it holds from a commit in `remeasure`."""
     from nas.data import load_dataset
     from nas.proxy.task import ProxyTask
 
@@ -82,7 +91,7 @@ def train(config, proxy_overrides: dict, archs, seeds, variant: str, store: dict
     for i, decisions in enumerate(archs):
         for seed in seeds:
             key = f"{variant}|{i}|{seed}"
-            if key in store and not (remeasure and store[key].get("commit") != measured_at):
+            if key in store and store[key].get("commit") not in remeasure:
                 continue
             if task is None:  # data loaded only when something is left to train
                 task = ProxyTask(proxy, load_dataset(config.data, proxy.resolution))
@@ -143,7 +152,8 @@ def main() -> None:
     parser.add_argument("--no-reference", action="store_true", help="train the variants only")
     parser.add_argument("--report-only", action="store_true", help="rewrite the markdown from what is stored")
     parser.add_argument("--remeasure", action="store_true",
-                        help="train again what the store holds from another commit (default: only what it lacks)")
+                        help="train again what the store holds from a commit the measured code changed since "
+                             "(default: only what it lacks)")
     args = parser.parse_args()
 
     config = load_config(args.config)
@@ -151,11 +161,12 @@ def main() -> None:
     seeds = list(range(args.seeds))
     store = json.loads(STORE.read_text()) if STORE.exists() else {}
     measured_at = commit()  # once: the store's own writes would make the tree read "-dirty" from then on
+    remeasure = outdated(store) if args.remeasure else set()  # before this run adds its own measurements
     for variant in [] if args.report_only else args.variants:
-        train(config, VARIANTS[variant], archs, seeds, variant, store, measured_at, args.remeasure)
+        train(config, VARIANTS[variant], archs, seeds, variant, store, measured_at, remeasure)
     if not (args.no_reference or args.report_only):
         train(config, {**REFERENCE, "epochs": args.reference_epochs}, archs, [0], "reference", store, measured_at,
-              args.remeasure)
+              remeasure)
     path = write_results("bench_proxy_fidelity", "Proxy fidelity: seed noise, rank agreement, cost",
                          report(store, args.archs, seeds, args.variants, args.reference_epochs))
     print(f"wrote {path}")

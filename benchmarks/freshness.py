@@ -193,16 +193,30 @@ class Staleness:
         return f"bench_{self.name}: STALE (measured at {at}): {why}"
 
 
+def _not_a_commit(commit: str | None) -> bool:
+    return not commit or commit in ("unknown", "never run") or commit.endswith("-dirty")
+
+
+def changed_since(commit: str | None, files: list[str], root: Path = ROOT) -> list[str] | None:
+    """Which of `files` differ between `commit` and the working tree (untracked ones included);
+    None when `commit` is no commit of this clone ("-dirty", "unknown", missing: nothing to diff)."""
+    if _not_a_commit(commit) or _git(root, "cat-file", "-e", f"{commit}^{{commit}}").returncode:
+        return None
+    changed = _git(root, "diff", "--name-only", commit, "--", *files).stdout.split()
+    untracked = _git(root, "ls-files", "--others", "--exclude-standard", "--", *files).stdout.split()
+    return sorted(set(changed) | set(untracked))
+
+
 def staleness(name: str, root: Path = ROOT) -> Staleness:
     script = root / "benchmarks" / f"bench_{name}.py"
     commits = measured_at(name, root / "benchmarks" / "results")
     files = measured_files(script, root)
     changed: set[str] = set()
     for c in commits:
-        if c in ("unknown", "never run") or c.endswith("-dirty"):
-            return Staleness(name, commits, [], f"measured at '{c}', not at a commit of this repository")
-        if _git(root, "cat-file", "-e", f"{c}^{{commit}}").returncode:
-            return Staleness(name, commits, [], f"commit {c} is not in this clone's history (a shallow clone?)")
-        changed.update(_git(root, "diff", "--name-only", c, "--", *files).stdout.split())  # to the working tree
-    untracked = _git(root, "ls-files", "--others", "--exclude-standard", "--", *files).stdout.split()
-    return Staleness(name, commits, sorted(changed | set(untracked)))
+        since = changed_since(c, files, root)
+        if since is None:
+            reason = (f"measured at '{c}', not at a commit of this repository" if _not_a_commit(c)
+                      else f"commit {c} is not in this clone's history (a shallow clone?)")
+            return Staleness(name, commits, [], reason)
+        changed.update(since)
+    return Staleness(name, commits, sorted(changed))

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from freshness import measured_files, staleness  # noqa: E402
+from freshness import changed_since, measured_files, staleness  # noqa: E402
 
 SCRIPT = '''"""Reads experiments/demo.yaml."""
 import subprocess, sys
@@ -115,6 +115,9 @@ def test_a_json_store_is_as_old_as_its_oldest_measurement(repo):
     store.write_text(json.dumps({"a|0": {"accuracy": 0.5, "commit": new}, "a|1": {"accuracy": 0.6, "commit": old}}))
     found = staleness("demo", repo)
     assert found.commits == sorted([old, new]) and found.changed == ["latency/model.py"]
+    measured = measured_files(repo / "benchmarks/bench_demo.py", repo)  # per measurement (what --remeasure retrains)
+    assert changed_since(old, measured, repo) == ["latency/model.py"] and changed_since(new, measured, repo) == []
+    assert changed_since(f"{new}-dirty", measured, repo) is None and changed_since(None, measured, repo) is None
     store.write_text(json.dumps([{"result": {}, "commit": new}, {"result": {}, "commit": new}]))
     assert not staleness("demo", repo).stale
     store.write_text(json.dumps([{"result": {}, "commit": new}, {"result": {}}]))  # a row without its commit
