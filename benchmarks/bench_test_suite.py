@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, markdown_table, write_results  # noqa: E402
 
 SLOWEST = 15
-MEASURES = ("tests", "nas", "latency", "scaling", "search_space", "experiments", "pyproject.toml")  # all the suite runs
+MEASURES = ("tests", "nas", "latency", "scaling", "search_space", "experiments", "pyproject.toml",  # all the suite runs
+            "benchmarks/freshness.py", "benchmarks/run_all", "benchmarks/bench_edgetpu_model.py")  # the tests import these
 SUMMARY = re.compile(r"^=+ (?P<counts>.+?) in (?P<seconds>[\d.]+)s(?: \([\d:]+\))? =+$")
 DURATION = re.compile(r"^(?P<seconds>[\d.]+)s (?P<phase>call|setup|teardown)\s+(?P<test>\S+)$")
 
