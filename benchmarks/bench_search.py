@@ -6,10 +6,10 @@ records the process's resident memory (VmRSS) and the time of every trial. Flat 
 RSS after warm-up grows by no more than noise: each trial's model, traced step and Keras session
 are released before the next.
 
-    .venv/bin/python benchmarks/bench_search.py [--trials 100] [--config experiments/edgetpu.yaml] [--skeleton tiny]
+    .venv/bin/python benchmarks/bench_search.py [--trials 200] [--config experiments/edgetpu.yaml] [--skeleton tiny]
 
-`--skeleton tiny` swaps the skeleton for a 2-stage one (seconds per trial) to reach hundreds of
-trials quickly; the default keeps the config's skeleton (the EdgeTPU-S one: ~10 s per trial).
+`--skeleton tiny` (the default) swaps the skeleton for a 2-stage one (seconds per trial) to reach
+hundreds of trials quickly; `--skeleton config` keeps the config's (EdgeTPU-S's: ~10 s per trial).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def rss_mb() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="experiments/edgetpu.yaml")
-    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--skeleton", choices=("config", "tiny"), default="tiny")
     args = parser.parse_args()
 
