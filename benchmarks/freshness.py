@@ -6,7 +6,7 @@ imports by name are followed too: a lazy attribute table (`nas`'s `_LAZY = {"Sea
 "nas.search.loop", ...}`: `from nas import Search` reaches nas/search/loop.py) and an f-string
 `f"pkg.sub.{name}"` passed to `importlib.import_module` (all of pkg.sub). A `-m MODULE` in the
 script's command lines counts as importing MODULE and MODULE.__main__. Beside the modules: the data
-files of each package reached (everything but .py under it), each file of experiments/ whose name
+files of each package reached (everything but .py under it), each file of nas/experiments/ whose name
 the script spells out, and whatever paths the script lists in a module-level `MEASURES`
 (bench_test_suite: the tests). Not counted: benchmarks/common.py (it writes headers and tables, it
 measures nothing) and the installed dependencies (pyproject.toml pins none: their versions are not
@@ -34,7 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PACKAGES = ("nas", "latency", "scaling", "search_space")
-EXPERIMENTS = "experiments"
+EXPERIMENTS = "nas/experiments"  # the shipped configs (the checkout's experiments/ links there)
 NOT_MEASURED = ("benchmarks/common.py",)
 _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _HEADER_COMMIT = re.compile(r"^Date: \S+\. Commit: (?P<commit>\S+?)\. Machine:", re.MULTILINE)
@@ -139,7 +139,7 @@ def measured_files(script: Path, root: Path = ROOT) -> list[str]:
     files = {p.relative_to(root).as_posix() for p in seen}
     packages = sorted({f.split("/")[0] for f in files if f.split("/")[0] in PACKAGES})
     if packages:  # their data (tables, constants)
-        files.update(f for f in _tracked(root, *packages) if not f.endswith(".py"))
+        files.update(f for f in _tracked(root, *packages) if not f.endswith(".py") and not f.startswith(EXPERIMENTS))
     text = script.read_text()
     files.update(f for f in _tracked(root, EXPERIMENTS) if Path(f).name in text)
     if declared := _declared(script):

@@ -4,7 +4,7 @@ The names a notebook needs, importable from `nas` directly; `import nas` stays c
 no Ray): everything but the error types is imported on first use.
 
     import nas
-    config = nas.load_config("experiments/edgetpu.yaml")
+    config = nas.load_config("edgetpu")  # a shipped config by name, or a YAML file's path
     trials = nas.Search(config, "runs/edgetpu").run()
     loaded = nas.load_model("path/to/ckpt")  # .model, .spec
 
@@ -33,10 +33,25 @@ _LAZY = {
     "to_tflite": "nas.deploy.exporter",
 }
 
-__all__ = ["ConfigError", "UserError", *_LAZY]
+DISTRIBUTION = "edgetpu-nas"
+
+__all__ = ["ConfigError", "UserError", "__version__", *_LAZY]
+
+
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml's, the one source); read on first use."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "0+unknown"
 
 
 def __getattr__(name: str):
+    if name == "__version__":
+        globals()[name] = value = _version()
+        return value
     if name not in _LAZY:
         raise AttributeError(f"module 'nas' has no attribute {name!r}")
     value = getattr(importlib.import_module(_LAZY[name]), name)

@@ -16,7 +16,17 @@ import threading
 
 from nas.common.errors import UserError
 
+import nas
 import nas.commands
+
+EXAMPLES = """\
+examples:
+  nas search --dry-run                       # preview the default search (the shipped 'edgetpu' config)
+  nas search                                 # run it into runs/edgetpu/
+  nas search --config my_search.yaml         # your own config (or a shipped one by name)
+  nas models                                 # the released EfficientNet-EdgeTPU specs
+  nas COMMAND --help                         # each command's options and examples
+"""
 
 # Quiet TensorFlow's C++ start-up chatter before any command imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -68,12 +78,22 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
+    def format_help(self) -> str:
+        """argparse's help with the epilog (each command's examples) printed as written, not re-wrapped."""
+        epilog, self.epilog = self.epilog, None
+        try:
+            text = super().format_help()
+        finally:
+            self.epilog = epilog
+        return text + (f"\n{epilog}" if epilog else "")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="nas",
         description="Hardware-aware neural architecture search (MNAS) that reproduces EfficientNet-EdgeTPU.",
-    )
+        epilog=EXAMPLES)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {nas.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     commands.required = True
     for info in sorted(pkgutil.iter_modules(nas.commands.__path__), key=lambda m: m.name):

@@ -41,15 +41,15 @@ FILES = {
     "scaling/__init__.py": "",
     "scaling/__main__.py": "from nas.cli import load\n",  # reached through `-m scaling`
     "search_space/__init__.py": "",  # not imported
-    "experiments/demo.yaml": "a: 1\n",
-    "experiments/other.yaml": "b: 2\n",
+    "nas/experiments/demo.yaml": "a: 1\n",
+    "nas/experiments/other.yaml": "b: 2\n",
     "benchmarks/common.py": "def write_results(): pass\n",
     "benchmarks/bench_demo.py": SCRIPT,
     "tests/test_x.py": "",
 }
-MEASURED = ["benchmarks/bench_demo.py", "experiments/demo.yaml", "latency/__init__.py", "latency/data/table.json",
-            "latency/model.py", "nas/__init__.py", "nas/cli.py", "nas/commands/__init__.py", "nas/commands/one.py",
-            "nas/helper.py", "nas/lazy.py", "scaling/__init__.py", "scaling/__main__.py"]
+MEASURED = ["benchmarks/bench_demo.py", "latency/__init__.py", "latency/data/table.json", "latency/model.py",
+            "nas/__init__.py", "nas/cli.py", "nas/commands/__init__.py", "nas/commands/one.py",
+            "nas/experiments/demo.yaml", "nas/helper.py", "nas/lazy.py", "scaling/__init__.py", "scaling/__main__.py"]
 
 
 def git(repo: Path, *args: str) -> str:
@@ -89,7 +89,7 @@ def test_a_change_to_a_measured_file_makes_the_results_stale_and_nothing_else_do
     commit(repo, "results")
     assert not staleness("demo", repo).stale
 
-    for unmeasured in ("nas/other.py", "experiments/other.yaml", "benchmarks/common.py", "tests/test_x.py"):
+    for unmeasured in ("nas/other.py", "nas/experiments/other.yaml", "benchmarks/common.py", "tests/test_x.py"):
         (repo / unmeasured).write_text("# changed\n")
     commit(repo, "elsewhere")
     assert not staleness("demo", repo).stale
@@ -140,9 +140,9 @@ def test_this_repositorys_benchmarks_measure_what_they_run():
     # bench_train runs `python -m nas train ...`: the CLI loads its commands by name
     assert {"nas/commands/train.py", "nas/train/loop.py", "nas/deploy/exporter.py"} <= measured("train")
     assert {"search_space/builder.py", "latency/data/edgetpu_constants.json", "latency/edgetpu_model.py",
-            "experiments/edgetpu.yaml", "nas/search/parallel.py", "nas/controllers/mnas.py",
+            "nas/experiments/edgetpu.yaml", "nas/search/parallel.py", "nas/controllers/mnas.py",
             "nas/proxy/task.py"} <= measured("search_quality")
-    assert "experiments/edgetpu_bayesian.yaml" not in measured("search_quality")
+    assert "nas/experiments/edgetpu_bayesian.yaml" not in measured("search_quality")
     assert {"tests/test_benchmark_freshness.py", "pyproject.toml"} <= measured("test_suite")
     assert not any(f.startswith("nas/") for f in measured("foundation"))  # it measures the model zoo alone
     assert "benchmarks/common.py" not in measured("scaling")

@@ -2,12 +2,14 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 
 from tests.cli_helpers import assert_one_line_error, run_cli
-from nas.search.config import config_from_dict, load_config
+from nas.search.config import EXPERIMENTS as SHIPPED, config_from_dict, load_config
 from tests.search_helpers import TINY, tiny_config, write_config
 
 
@@ -58,11 +60,101 @@ def test_missing_and_malformed_config_files(tmp_path, capsys):
     assert_one_line_error(code, err, "not valid YAML at line")
 
 
-def test_cli_arguments_are_checked(capsys):
+def test_cli_arguments_are_checked(tmp_path, capsys):
     code, _, err = run_cli(capsys, "search", "--config", "x.yaml", "--trials", "0")
     assert_one_line_error(code, err, "--trials", "must be at least 1")
-    code, _, err = run_cli(capsys, "search", "--resume")
-    assert_one_line_error(code, err, "give --config FILE")
+    code, _, err = run_cli(capsys, "search", "--resume", "--runs-dir", tmp_path)  # the default config's run
+    assert_one_line_error(code, err, f"nothing to resume in '{tmp_path / 'edgetpu'}'")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_shipped_config_is_found_by_name_and_an_unknown_name_lists_them(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no experiments/ here: the names come from the package
+    by_name, by_path = load_config("edgetpu_bayesian"), load_config(SHIPPED / "edgetpu_bayesian.yaml")
+    assert by_name.to_dict() == by_path.to_dict() and by_name.run.name == "edgetpu_bayesian"
+    assert load_config().to_dict() == load_config(SHIPPED / "edgetpu.yaml").to_dict()  # the default
+    code, out, err = run_cli(capsys, "search", "--config", "edgetpu", "--dry-run", "--samples", "1")
+    assert code == 0 and "8,916,100,448,256 architectures" in out, err
+    code, _, err = run_cli(capsys, "search", "--config", "edgetpu_imagenett", "--dry-run")
+    assert_one_line_error(code, err, "unknown config 'edgetpu_imagenett'",
+                          "(shipped: edgetpu, edgetpu_bayesian, edgetpu_imagenet")
+    (tmp_path / "edgetpu.yaml").write_text(yaml.safe_dump(tiny_config(run={"name": "mine"})))
+    assert load_config("edgetpu.yaml").run.name == "mine"  # a file of that name wins over the shipped one
+
+
+def test_relative_paths_in_a_config_are_relative_to_its_file_and_tilde_expands(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    for label in ("bolt", "nut"):
+        (project / "imgs" / label).mkdir(parents=True)
+        Image.new("RGB", (40, 30), (9, 9, 9)).save(project / "imgs" / label / "a.png")
+    (project / "table.json").write_text("{}")
+    spec = project / "specs" / "skeleton.yaml"
+    spec.parent.mkdir()
+    spec.write_text(yaml.safe_dump(TINY["search_space"]["skeleton"]))
+    config = write_config(project / "search.yaml", tiny_config(
+        data={"source": "directory", "path": "imgs"}, search_space={"skeleton": "specs/skeleton.yaml"}))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    loaded = load_config(Path("..") / "project" / "search.yaml")
+    assert Path(loaded.data.path) == (project / "imgs").absolute()  # not ./imgs of the working directory
+    assert loaded.space.skeleton.name == "tiny-skeleton"
+    resolved = loaded.to_dict()
+    assert Path(resolved["data"]["path"]).is_absolute()  # the run's config.yaml works from anywhere
+    assert config_from_dict(yaml.safe_load(loaded.to_yaml()), "again").to_dict() == resolved
+
+    monkeypatch.setenv("HOME", str(project))
+    home = write_config(elsewhere / "home.yaml", tiny_config(data={"source": "directory", "path": "~/imgs"}))
+    assert Path(load_config(home).data.path) == project / "imgs"
+    lut = {"source": "lut:table.json", "target_ms": 1.0}
+    assert _resolved_latency(lut, project) == f"lut:{project / 'table.json'}"
+    assert _resolved_latency({**lut, "source": "lut:~/t.json"}, None) == f"lut:{project / 't.json'}"
+    assert config_from_dict(tiny_config(data={"source": "directory", "path": "../project/imgs"})).data.path == \
+        "../project/imgs"  # a config given as data (no file) keeps the working directory's paths
+
+
+def _resolved_latency(latency: dict, base) -> str:
+    from nas.search.config import _resolve_paths
+
+    return _resolve_paths({"latency": latency}, base)["latency"]["source"]
+
+
+def test_latency_source_auto_without_an_edge_tpu_is_sim_and_says_why(tmp_path, capsys, monkeypatch):
+    config = write_config(tmp_path / "auto.yaml", tiny_config(latency={"source": "auto"}))
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # no edgetpu_compiler
+    loaded = load_config(config)
+    assert loaded.latency.source == "sim" and loaded.to_dict()["latency"]["source"] == "sim"
+    assert "no usable Edge TPU (edgetpu_compiler is not on PATH" in loaded.latency_choice
+    code, out, err = run_cli(capsys, "search", "--config", config, "--dry-run", "--samples", "1")
+    assert code == 0, err
+    assert "latency: sim, target 1.000 ms (source auto: no usable Edge TPU (edgetpu_compiler is not on PATH" in out
+
+    compiler = tmp_path / "bin" / "edgetpu_compiler"  # a compiler, but no runtime library and no device
+    compiler.parent.mkdir()
+    compiler.write_text("#!/bin/sh\nexit 1\n")
+    compiler.chmod(0o755)
+    loaded = load_config(config)
+    assert loaded.latency.source == "sim"
+    assert "no usable Edge TPU (the Edge TPU runtime libedgetpu.so.1 is not installed)" in loaded.latency_choice
+    assert config_from_dict(TINY).latency_choice is None  # not auto: nothing chosen
+
+
+def test_dry_run_warns_when_the_proxy_resolution_is_far_below_the_images(tmp_path, capsys):
+    for label in ("bolt", "nut"):
+        (tmp_path / "photos" / label).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (600, 400 + i), (i, 0, 0)).save(tmp_path / "photos" / label / f"{i}.jpg")
+    photos = {"source": "directory", "path": "photos"}
+    config = write_config(tmp_path / "small.yaml", tiny_config(data=photos, proxy={"resolution": 16}))
+    code, out, err = run_cli(capsys, "search", "--config", config, "--dry-run", "--samples", "1")
+    assert code == 0, err
+    assert ("warning: the proxy trains at 16 px on images of about 401 px (data 'directory'): it sees little "
+            "of what they hold; raise proxy.resolution in the config (to 32 or more)") in out
+    config = write_config(tmp_path / "enough.yaml", tiny_config(data=photos, proxy={"resolution": 64}))
+    code, out, err = run_cli(capsys, "search", "--config", config, "--dry-run", "--samples", "1")
+    assert code == 0 and "warning" not in out, err
+    code, out, _ = run_cli(capsys, "search", "--config", SHIPPED / "edgetpu.yaml", "--dry-run", "--samples", "1")
+    assert "warning" not in out  # 16 px on the 8 px digits
 
 
 def test_resume_needs_a_run_and_a_new_run_needs_a_fresh_directory(tmp_path, capsys):
@@ -118,7 +210,7 @@ def test_dry_run_shows_space_size_objective_and_samples_without_tensorflow():
             "assert main(['search', '--config', 'experiments/edgetpu.yaml', '--dry-run', '--samples', '3']) == 0\n"
             "assert 'tensorflow' not in sys.modules, 'dry run imported TensorFlow'\n")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    assert "8,916,100,448,256 architectures" in out  # 144 ** 6: (2*2*2*3*3*2*1) per stage
+    assert "8,916,100,448,256 architectures (8.9e12)" in out  # 144 ** 6: (2*2*2*3*3*2*1) per stage
     assert "target 5.139 ms (efficientnet-edgetpu-S)" in out
     assert "acc * (lat / " in out and "w = 0 under the target, -2 over (hard)" in out  # the config's reward
     samples = out.split("random samples")[1].strip().splitlines()[3:]  # after "(seed 0):", header, rule

@@ -13,7 +13,7 @@ from nas.common.bounds import int_at_least
 from nas.common.errors import UserError
 from search_space.space import DECISIONS
 
-from nas.search.config import SearchConfig, load_config, make_latency
+from nas.search.config import DEFAULT_CONFIG, SearchConfig, load_config, make_latency, shipped_configs
 from nas.common.tables import format_rows
 
 DEFAULT_RUNS_DIR = "runs"
@@ -38,7 +38,7 @@ def describe(config: SearchConfig, samples: int) -> str:
     free = sum(n > 1 for n in space.cardinalities)
     lines = [f"search space over '{space.skeleton.name}': {len(space.stages)} stages, "
              f"{len(space.cardinalities)} decisions ({free} with a choice), {space.size:,d} architectures "
-             f"(about 10^{len(str(space.size)) - 1})", ""]
+             f"({_short_count(space.size)})", ""]
     stage_rows = []
     for i, (base, stage) in enumerate(zip(space.skeleton.blocks, space.stages)):
         row = {"stage": i, "skeleton block": str(base)}
@@ -49,12 +49,13 @@ def describe(config: SearchConfig, samples: int) -> str:
     target = f"{target_ms:.3f} ms" + (f" ({config.latency.target_model})" if config.latency.target_model else "")
     resolution = config.proxy.resolution or space.skeleton.resolution
     options = ", ".join(f"{k} {v}" for k, v in dataclasses.asdict(config.controller_options).items())
-    lines += ["", f"latency: {latency_model.name}, target {target}",
+    chosen = f" (source auto: {config.latency_choice})" if config.latency_choice else ""
+    lines += ["", f"latency: {latency_model.name}, target {target}{chosen}",
               f"reward: {config.reward.describe(target_ms)}",
               f"controller: {config.controller}" + (f" ({options})" if options else ""),
               f"budget: {config.run.trials} trials, seed {config.run.seed}; proxy: {resolution} px, width "
               f"x{config.proxy.width:g}, {config.proxy.epochs} epoch(s), data '{config.data.source}'",
-              f"execution: {_execution_text(config)}", "",
+              f"execution: {_execution_text(config)}", *_proxy_warnings(config), "",
               f"{samples} random samples (seed {config.run.seed}):"]
     rng = random.Random(config.run.seed)
     rows = []
@@ -66,6 +67,29 @@ def describe(config: SearchConfig, samples: int) -> str:
                      "latency (ms)": round(latency_model.predict_ms(spec), 3), "blocks": " ".join(spec.block_strings)})
     lines.append(format_rows(rows, "table").rstrip())
     return "\n".join(lines) + "\n"
+
+
+def _short_count(n: int) -> str:
+    """8916100448256 -> '8.9e12': the leading digits and the power of ten, never rounded into the next power."""
+    digits = str(n)
+    return digits if len(digits) <= 4 else f"{digits[0]}.{digits[1]}e{len(digits) - 1}"
+
+
+# The proxy resolution below this fraction of the data's image side throws away most of what the images
+# show (a 16 px proxy on 400 px photos keeps 1/625 of the pixels): the dry run says so.
+PROXY_FRACTION_WARNED = 1 / 8
+
+
+def _proxy_warnings(config: SearchConfig) -> list[str]:
+    from nas.data.base import data_source
+
+    resolution = config.proxy.resolution or config.space.skeleton.resolution
+    size = data_source(config.data).image_size(config.data)
+    if size is None or resolution >= size * PROXY_FRACTION_WARNED:
+        return []
+    suggested = min(max(32, 1 << (size // 4).bit_length() - 1), config.space.skeleton.resolution)
+    return [f"warning: the proxy trains at {resolution} px on images of about {size} px (data '{config.data.source}'): "
+            f"it sees little of what they hold; raise proxy.resolution in the config (to {suggested} or more)"]
 
 
 def _execution_text(config: SearchConfig) -> str:
@@ -85,9 +109,7 @@ def _execution_text(config: SearchConfig) -> str:
 def _config(args: argparse.Namespace) -> tuple[SearchConfig, Path]:
     from nas.search.loop import load_run_config
 
-    if args.config is None:
-        if not (args.resume and args.run_dir):
-            raise UserError("give --config FILE (or --run-dir DIR --resume to continue a run with its own config)")
+    if args.config is None and args.resume and args.run_dir:  # continue a run with its own config
         run_dir = Path(args.run_dir)
         if run_dir.exists() and not run_dir.is_dir():
             raise UserError(f"run directory '{run_dir}' is a file, not a directory; give the run's directory")
@@ -95,7 +117,7 @@ def _config(args: argparse.Namespace) -> tuple[SearchConfig, Path]:
             raise UserError(f"nothing to resume in '{run_dir}' (no config.yaml)")
         config = load_run_config(run_dir)
     else:
-        config = load_config(args.config)
+        config = load_config(DEFAULT_CONFIG if args.config is None else args.config)
     run = config.run
     if args.name is not None:
         run = dataclasses.replace(run, name=args.name)
@@ -115,7 +137,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from nas.search.loop import Search
 
-    trials = Search(config, run_dir, say=_say).run(resume=args.resume, config_given=args.config is not None)
+    own_config = args.config is None and args.resume and args.run_dir
+    trials = Search(config, run_dir, say=_say).run(resume=args.resume, config_given=not own_config)
     if trials and not any(t.ok for t in trials):  # results are written; the run produced nothing usable
         print(f"nas: error: every one of the {len(trials)} trials failed (first error: {trials[0].error}); "
               f"see {run_dir / 'journal.jsonl'}", file=sys.stderr)
@@ -128,7 +151,9 @@ def register(commands) -> None:
         "search", help="search an architecture: controller, proxy training, latency-aware reward",
         description="Run an MNAS-style search from a YAML config into runs/<name>/ (resolved config, journal, "
                     "trials.csv, best.yaml, top/, pareto.png, summary.md). Ctrl-C is safe: continue with --resume.")
-    parser.add_argument("--config", metavar="FILE", help="search config (e.g. experiments/edgetpu.yaml)")
+    parser.add_argument("--config", metavar="FILE|NAME",
+                        help=f"search config: a YAML file, or the name of a shipped one "
+                             f"({', '.join(shipped_configs())}; default: {DEFAULT_CONFIG})")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in the run directory: nothing finished is run again")
     parser.add_argument("--dry-run", action="store_true",

@@ -63,6 +63,11 @@ class DataSource:
     def load(cls, config: "DataConfig", resolution: int) -> "Dataset":
         raise NotImplementedError
 
+    @classmethod
+    def image_size(cls, config: "DataConfig") -> int | None:
+        """The typical shorter side of the source's images in pixels, read cheaply; None when unknown."""
+        return None
+
 
 @dataclass(frozen=True)
 class DataConfig:

@@ -29,6 +29,24 @@ class DirectorySource(DataSource):
     def load(cls, config, resolution: int) -> Dataset:
         return _load_directory(config, resolution)
 
+    @classmethod
+    def image_size(cls, config, sample: int = 32) -> int | None:
+        """The median shorter side of up to `sample` images spread over the classes (headers only)."""
+        from PIL import Image
+
+        root = _split_root(Path(config.path), "train")
+        folders = [list(_images(folder)) for folder in _class_dirs(root)]
+        per_class = max(1, sample // max(1, len(folders)))
+        sides = []
+        for files in folders:
+            for path in files[:: max(1, len(files) // per_class)][:per_class]:
+                try:
+                    with Image.open(path) as image:
+                        sides.append(min(image.size))
+                except OSError:
+                    continue  # loading names the unreadable file
+        return int(np.median(sides)) if sides else None
+
 def _split_root(root: Path, split: str) -> Path:
     names = ("train",) if split == "train" else ("val", "validation")
     for name in names:

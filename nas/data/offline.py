@@ -39,6 +39,10 @@ class OfflineSource(DataSource):
     """scikit-learn's digits, shipped with the package: the default, needs nothing."""
 
     @classmethod
+    def image_size(cls, config) -> int:
+        return 8  # scikit-learn's digits are 8x8
+
+    @classmethod
     def load(cls, config, resolution: int) -> Dataset:
         train = load_offline(resolution, "train", config.val_fraction, config.seed)
         val = load_offline(resolution, "val", config.val_fraction, config.seed)

@@ -14,11 +14,20 @@ execution:  {backend: local}              # or ray: see nas.execution.config
 Every mistake (unknown key, wrong type, value out of range, missing data path, unknown
 controller or latency source) is a `UserError` naming the field's path, raised while loading,
 before any work starts.
+
+Paths in a config file (`data.path`, `latency.source: lut:PATH`, a `search_space.skeleton` spec
+file) are resolved relative to the directory of the config file, as YAML-driven tools do, after
+`~` is expanded; the resolved config a run keeps holds them absolute. `latency.source: auto` is
+resolved while loading too: the attached Edge TPU when one is usable, else `sim`.
+
+The configs that ship with the package live in `nas/experiments/` (the checkout's `experiments/`
+links there); `load_config("edgetpu")` finds one by name.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +44,11 @@ from nas.search.reward import RewardConfig
 from nas.common.errors import ConfigError
 from nas.common.schema import read_section, section_dict, setting
 
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"  # the shipped configs
+DEFAULT_CONFIG = "edgetpu"  # what `nas search` runs without --config
 SECTIONS = ("run", "search_space", "latency", "reward", "controller", "proxy", "data", "execution")
 DEFAULT_TARGET_MODEL = "efficientnet-edgetpu-S"
+AUTO = "auto"  # latency.source: the attached Edge TPU, else sim
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,7 @@ class SearchConfig:
     proxy: ProxyConfig
     data: DataConfig
     execution: ExecutionConfig = ExecutionConfig()
+    latency_choice: str | None = None  # why `latency.source: auto` chose the source it holds (None: not auto)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config: every default filled in, the skeleton written out in full."""
@@ -89,7 +102,9 @@ class SearchConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
 
 
-def config_from_dict(data: Any, default_name: str = "search") -> SearchConfig:
+def config_from_dict(data: Any, default_name: str = "search", base: Path | None = None) -> SearchConfig:
+    """A checked config from its YAML mapping; relative paths in it are relative to `base` (None: to the
+    working directory), and `~` is expanded either way."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -97,12 +112,19 @@ def config_from_dict(data: Any, default_name: str = "search") -> SearchConfig:
     for key in data:
         if key not in SECTIONS:
             raise ConfigError(f"{key}: unknown section (known: {', '.join(SECTIONS)})")
+    data = _resolve_paths(data, base)
     run = read_section(RunConfig, data.get("run"), "run")
     if run.name is None:
         run = dataclasses.replace(run, name=default_name)
     _check_run_name(run.name)
     space = SearchSpace.from_dict(data.get("search_space"), "search_space")
     latency = read_section(LatencyConfig, data.get("latency"), "latency")
+    latency_choice = None
+    if latency.source == AUTO:
+        from latency.sources import choose_auto
+
+        source, latency_choice = choose_auto()
+        latency = dataclasses.replace(latency, source=source)
     if latency.target_ms is None and latency.target_model is None:
         latency = dataclasses.replace(latency, target_model=DEFAULT_TARGET_MODEL)
     reward = read_section(RewardConfig, data.get("reward"), "reward")
@@ -115,9 +137,35 @@ def config_from_dict(data: Any, default_name: str = "search") -> SearchConfig:
     data_config = read_section(DataConfig, data.get("data"), "data")
     check_data(data_config)
     execution = read_execution(data.get("execution"))
-    config = SearchConfig(run, space, latency, reward, name, options, proxy, data_config, execution)
+    config = SearchConfig(run, space, latency, reward, name, options, proxy, data_config, execution,
+                          latency_choice)
     _latency_parts(config.latency)  # an unknown source or target model fails here, before any work
     return config
+
+
+def _resolve_paths(data: dict, base: Path | None) -> dict:
+    """`data` with `~` expanded and relative paths made absolute against `base` (a copy where changed)."""
+
+    def resolve(path: str) -> str:
+        resolved = Path(path).expanduser()
+        return os.path.normpath(base / resolved) if base is not None and not resolved.is_absolute() else str(resolved)
+
+    data = dict(data)
+    section = data.get("data")
+    if isinstance(section, dict) and isinstance(section.get("path"), str):
+        data["data"] = {**section, "path": resolve(section["path"])}
+    section = data.get("latency")
+    if isinstance(section, dict) and isinstance(section.get("source"), str) and section["source"].startswith("lut:"):
+        data["latency"] = {**section, "source": "lut:" + resolve(section["source"][len("lut:"):])}
+    section = data.get("search_space")
+    if isinstance(section, dict) and isinstance(section.get("skeleton"), str):
+        from search_space.registry import REGISTRY
+
+        skeleton = section["skeleton"]
+        if skeleton not in REGISTRY and (Path(skeleton).suffix.lower() in (".yaml", ".yml") or "/" in skeleton
+                                         or skeleton.startswith("~")):  # a spec file, not a model's name
+            data["search_space"] = {**section, "skeleton": resolve(skeleton)}
+    return data
 
 
 def _check_run_name(name: str) -> None:
@@ -138,12 +186,32 @@ def _read_controller(data: Any) -> tuple[str, Any]:
     return name, read_section(controller.Options, data, "controller", skip=("name",))
 
 
-def load_config(path: str | Path) -> SearchConfig:
-    """Read and check a search config file; the run's default name is the file's stem."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file '{path}' does not exist")
-    return config_from_dict(read_yaml(path, "config file"), default_name=path.stem)
+def shipped_configs() -> dict[str, Path]:
+    """The configs that ship with the package, by name (`edgetpu`, `edgetpu_imagenet`, ...)."""
+    return {p.stem: p for p in sorted(EXPERIMENTS.glob("*.yaml"))}
+
+
+def config_path(name_or_path: str | Path) -> Path:
+    """A config file: the path if it exists, else the shipped config of that name (`edgetpu` or `edgetpu.yaml`)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    if path.parent == Path(".") and path.suffix in ("", ".yaml") and path.stem in shipped:
+        return shipped[path.stem]
+    if path.exists():
+        raise UserError(f"config file '{path}' is not a file")
+    if path.parent == Path(".") and not path.suffix:
+        raise UserError(f"unknown config '{name_or_path}': no such file, and no shipped config of that name "
+                        f"(shipped: {', '.join(shipped)})")
+    raise UserError(f"config file '{path}' does not exist (shipped configs, by name: {', '.join(shipped)})")
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG) -> SearchConfig:
+    """Read and check a search config: a YAML file, or the name of a shipped one (default: `edgetpu`).
+    The run's default name is the file's stem; relative paths in it are relative to the file."""
+    path = config_path(path)
+    return config_from_dict(read_yaml(path, "config file"), default_name=path.stem, base=Path(os.path.abspath(path)).parent)
 
 
 def read_yaml(path: Path, what: str) -> Any:
