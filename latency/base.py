@@ -25,6 +25,7 @@ class LatencyModel(Protocol):
 
 # prefix -> factory(argument): the model for `prefix` or `prefix:argument`
 LATENCY_SOURCES = Registry("latency source")
+"""The latency sources by prefix (`latency.source`: `sim`, `lut:PATH`, ...); add one with `register_source`."""
 
 
 def register_source(prefix: str, factory: Callable[[str], LatencyModel]) -> None:

@@ -11,7 +11,8 @@ no Ray): everything but the error types is imported on first use.
 Layout: `nas.search` (the loop, journal, results, reward), `nas.controllers`, `nas.data` (proxy data
 sources), `nas.proxy` (the proxy task, proxy jobs), `nas.execution` (local and Ray executors),
 `nas.deploy` (checkpoints, export, eval), `nas.commands` (the CLI), `nas.common` (errors, files,
-schemas, tables). Anything not listed in `__all__` is internal.
+schemas, tables). Anything not listed in `__all__` is internal. `nas.__version__` is the installed
+distribution's version (`nas --version` prints it).
 """
 
 from __future__ import annotations

@@ -30,10 +30,14 @@ import math
 from search_space.errors import UserError
 from search_space.spec import ModelSpec
 
-DEFAULT_ALPHA = 1.2  # depth
-DEFAULT_BETA = 1.1  # width
-DEFAULT_GAMMA = 1.15  # resolution
+DEFAULT_ALPHA = 1.2
+"""EfficientNet's depth coefficient: phi scaling multiplies depth by `alpha ** phi`."""
+DEFAULT_BETA = 1.1
+"""EfficientNet's width coefficient: phi scaling multiplies width by `beta ** phi`."""
+DEFAULT_GAMMA = 1.15
+"""EfficientNet's resolution coefficient: phi scaling multiplies resolution by `gamma ** phi` (then rounds)."""
 RESOLUTION_DIVISOR = 32
+"""A scaled resolution is rounded down to a multiple of this (the network's total stride)."""
 MAX_PHI_DROPOUT = 0.5
 # B7 is depth x3.1; a factor far beyond it is a typo (phi 1e3), and would expand into billions of layers.
 MAX_FACTOR = 64.0
@@ -72,6 +76,8 @@ def phi_resolution(resolution: int, factor: float, divisor: int = RESOLUTION_DIV
 
 
 def phi_dropout(dropout: float, phi: float) -> float:
+    """The phi model's dropout: the base's plus `0.1 * floor(phi / 2)`, capped at 0.5, never lowered
+    (the module's dropout rule, after the published B0-B7 tables)."""
     if dropout >= MAX_PHI_DROPOUT:
         return dropout
     return _clean(min(MAX_PHI_DROPOUT, dropout + 0.1 * math.floor(phi / 2 + 1e-9)))

@@ -19,6 +19,7 @@ PRESETS: dict[str, dict[str, tuple[float, float, int, float]]] = {
     "edgetpu": EDGETPU_COEFFICIENTS,
     "efficientnet": EFFICIENTNET_COEFFICIENTS,
 }
+"""Published scaling tables by family: name -> (width, depth, resolution, dropout) of each released model."""
 
 
 def preset_table(preset: str) -> dict[str, tuple[float, float, int, float]]:

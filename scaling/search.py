@@ -58,6 +58,7 @@ def grid(low: float, high: float, step: float) -> tuple[float, ...]:
 
 
 DEFAULT_GRID = grid(1.0, 1.5, 0.05)
+"""The values tried for each of alpha, beta and gamma by the coefficient grid search: 1.0 to 1.5 by 0.05."""
 
 
 def proxy_resolution(resolution: int, base_resolution: int, proxy: int | None, minimum: int = 8) -> int:
@@ -73,6 +74,8 @@ def proxy_resolution(resolution: int, base_resolution: int, proxy: int | None, m
 
 @dataclass(frozen=True)
 class Candidate:
+    """One (alpha, beta, gamma) triple of the grid search and its phi = 1 model, scored or not."""
+
     alpha: float
     beta: float
     gamma: float
@@ -85,6 +88,8 @@ class Candidate:
 
 @dataclass(frozen=True)
 class SearchResult:
+    """What `search_coefficients` found: the feasible triples best first, and what it evaluated."""
+
     candidates: tuple[Candidate, ...]  # feasible triples, best first
     evaluated: int  # triples on the grid
     costed: int  # distinct networks costed

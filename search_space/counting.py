@@ -16,6 +16,8 @@ from search_space.spec import Layer, ModelSpec
 
 @dataclass(frozen=True)
 class Cost:
+    """Trainable parameters and multiply-accumulates; costs add up (`model_cost` sums its layers')."""
+
     params: int
     macs: int
 
@@ -30,6 +32,7 @@ def layer_cost(layer: Layer) -> Cost:
 
 
 def model_cost(spec: ModelSpec) -> Cost:
+    """Trainable parameters and MACs of a whole model (one image), summed over its layers."""
     total = Cost(0, 0)
     for layer in spec.layers():
         total += layer_cost(layer)
@@ -37,8 +40,10 @@ def model_cost(spec: ModelSpec) -> Cost:
 
 
 def count_params(spec: ModelSpec) -> int:
+    """Trainable parameters of the model `spec` builds (batch norm's moving statistics excluded)."""
     return model_cost(spec).params
 
 
 def count_macs(spec: ModelSpec) -> int:
+    """Multiply-accumulates of one forward pass of one image at the spec's resolution."""
     return model_cost(spec).macs

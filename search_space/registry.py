@@ -97,9 +97,11 @@ def _build_registry() -> dict[str, ModelSpec]:
 
 
 REGISTRY: dict[str, ModelSpec] = _build_registry()
+"""The released models by name (EfficientNet-EdgeTPU S/M/L, EfficientNet B0-B7, MnasNet): `nas models` lists them."""
 
 
 def model_names() -> list[str]:
+    """The names in `REGISTRY`, in registration order."""
     return list(REGISTRY)
 
 

@@ -80,6 +80,8 @@ def _check_options(path: str, name: str, values: Any) -> tuple:
 
 @dataclass(frozen=True)
 class SearchSpace:
+    """A skeleton and each stage's choices: `sample`, `size`, `to_spec(decisions)`, `from_dict` (YAML)."""
+
     skeleton: ModelSpec
     stages: tuple[StageChoices, ...]
 

@@ -31,6 +31,7 @@ def round_filters(filters: float, width: float, divisor: int = 8, min_depth: int
 
 
 def round_repeats(repeats: int, depth: float) -> int:
+    """A block's repeats under the depth coefficient: `ceil(depth * repeats)`, the reference's rounding."""
     return int(math.ceil(depth * repeats))
 
 

@@ -80,6 +80,16 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+EXAMPLES = """\
+examples:
+  nas eval --ckpt runs/train-mine --data-dir photos/val          # top-1 / top-5 of a trained run
+  nas eval --tflite mine_int8.tflite --data-dir photos/val --num-images 500
+  nas eval --model efficientnet-edgetpu-S --ckpt efficientnet-edgetpu-S \\
+      --image bolt.jpg --labels-map labels_map.json --include-background-label
+  nas eval --ckpt runs/train-digits --offline                     # a model trained on the built-in digits
+"""
+
+
 def register(commands) -> None:
     parser = commands.add_parser(
         "eval", help="classify images (top 5) or measure top-1 / top-5 on an image directory",
@@ -87,6 +97,7 @@ def register(commands) -> None:
                     "does, or measure top-1 / top-5 over a labelled image directory or the built-in digits. "
                     "Images get the reference's evaluation preprocessing: padded centre crop, bilinear "
                     "resize, the model's normalisation.",
+        epilog=EXAMPLES,
     )
     weights = add_model_arguments(parser, "checkpoint directory or prefix: one written by this project "
                                           "(spec.yaml beside it) or a released TF1 one (model.ckpt*)",

@@ -102,11 +102,21 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+EXAMPLES = """\
+examples:
+  nas export --ckpt runs/train-mine --data-dir photos/train --output-tflite mine_int8.tflite
+  nas export --ckpt runs/train-mine --data-dir photos/train --output-tflite mine_int8.tflite --edgetpu
+  nas export --model efficientnet-edgetpu-S --ckpt efficientnet-edgetpu-S --output-tflite s_int8.tflite
+  nas export --spec runs/edgetpu/best.yaml --no-quantize --output-tflite best_float.tflite
+"""
+
+
 def register(commands) -> None:
     parser = commands.add_parser(
         "export", help="export a model to TFLite (full-int8 or float), a SavedModel, or the Edge TPU",
         description="Export a registered or searched model, as the reference exporter does: the graph ends "
                     "in a softmax; full-int8 TFLite has uint8 input and output and only builtin int8 ops.",
+        epilog=EXAMPLES,
     )
     add_model_arguments(parser, "checkpoint directory or prefix: one written by this project (spec.yaml beside "
                                 "it) or a released TF1 one (model.ckpt*); without it, fresh weights")

@@ -20,10 +20,11 @@ def _say(message: str) -> None:
 def _load_space(path: str):
     import yaml
 
+    from nas.search.config import config_path
     from search_space.space import SearchSpace
 
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yaml.safe_load(config_path(path).read_text())  # a file, or a shipped config's name
     except OSError as exc:
         raise UserError(f"cannot read config '{path}': {exc.strerror or exc}") from None
     except yaml.YAMLError:
@@ -178,9 +179,39 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+EXAMPLES = """\
+examples:
+  nas latency predict efficientnet-edgetpu-S               # the Edge TPU cost model, no TensorFlow
+  nas latency measure efficientnet-edgetpu-S               # time the full-int8 model on this CPU
+  nas latency build-lut --config edgetpu -o edgetpu_lut.csv
+  nas latency calibrate --config edgetpu --lut edgetpu_lut.csv
+"""
+PREDICT_EXAMPLES = """\
+examples:
+  nas latency predict efficientnet-edgetpu-M
+  nas latency predict runs/edgetpu/best.yaml --source lut:edgetpu_lut.csv
+  nas latency predict mine_int8.tflite                      # from the .tflite's ops (sim)
+"""
+MEASURE_EXAMPLES = """\
+examples:
+  nas latency measure efficientnet-edgetpu-S --threads 4
+  nas latency measure mine_int8.tflite --source edgetpu      # on an attached Coral
+"""
+BUILD_LUT_EXAMPLES = """\
+examples:
+  nas latency build-lut --config edgetpu -o edgetpu_lut.csv                   # every layer shape, on this CPU
+  nas latency build-lut --config experiments/photos.yaml --source edgetpu -o coral_lut.csv
+"""
+CALIBRATE_EXAMPLES = """\
+examples:
+  nas latency calibrate --config edgetpu --lut edgetpu_lut.csv --count 60
+"""
+
+
 def register(commands) -> None:
     parser = commands.add_parser("latency", help="predict or measure latency; build and calibrate lookup tables",
-                                 description="Latency of models: predict, measure, build-lut, calibrate.")
+                                 description="Latency of models: predict, measure, build-lut, calibrate.",
+                                 epilog=EXAMPLES)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
     actions.required = True
 
@@ -190,13 +221,15 @@ def register(commands) -> None:
         p.add_argument("--repeats", type=int_at_least(1), default=repeats_default,
                        help=f"timed invokes (default {repeats_default})")
 
-    predict = actions.add_parser("predict", help="predicted latency of a model name, spec .yaml or int8 .tflite")
+    predict = actions.add_parser("predict", help="predicted latency of a model name, spec .yaml or int8 .tflite",
+                                 epilog=PREDICT_EXAMPLES)
     predict.add_argument("model", help="registered name, ModelSpec .yaml, or .tflite (sim source only)")
     predict.add_argument("--source", default="sim", help=f"{SOURCE_HELP} (default: sim)")
     predict.add_argument("--resolution", type=resolution_arg, help="override the spec's input resolution")
     predict.set_defaults(run=_predict)
 
-    measure = actions.add_parser("measure", help="time a model name, spec .yaml, Keras file or .tflite")
+    measure = actions.add_parser("measure", help="time a model name, spec .yaml, Keras file or .tflite",
+                                 epilog=MEASURE_EXAMPLES)
     measure.add_argument("model", help="registered name, ModelSpec .yaml, .keras/.h5 file, or .tflite")
     measure.add_argument("--source", default="tflite-cpu", help="tflite-cpu[:int8|float] or edgetpu "
                          "(default: tflite-cpu, full-int8)")
@@ -206,8 +239,9 @@ def register(commands) -> None:
     timing_options(measure, 50)
     measure.set_defaults(run=_measure)
 
-    build = actions.add_parser("build-lut", help="profile every layer shape of a search space into a table")
-    build.add_argument("--config", required=True, help="YAML config whose 'search_space:' section is used")
+    build = actions.add_parser("build-lut", help="profile every layer shape of a search space into a table",
+                               epilog=BUILD_LUT_EXAMPLES)
+    build.add_argument("--config", required=True, help="config (a YAML file or a shipped config's name) whose 'search_space:' section is used")
     build.add_argument("--source", default="tflite-cpu", help="tflite-cpu[:int8|float], edgetpu or sim")
     build.add_argument("-o", "--output", required=True, help="table file (CSV); an existing one is resumed")
     build.add_argument("--resolution", type=resolution_arg, help="input resolution (default: the skeleton's)")
@@ -216,8 +250,9 @@ def register(commands) -> None:
                        help="profile every layer again, keep the faster pass (for a table built under load)")
     build.set_defaults(run=_build_lut)
 
-    calibrate = actions.add_parser("calibrate", help="fit a table's correction to whole-model measurements")
-    calibrate.add_argument("--config", required=True, help="YAML config whose 'search_space:' section is used")
+    calibrate = actions.add_parser("calibrate", help="fit a table's correction to whole-model measurements",
+                                   epilog=CALIBRATE_EXAMPLES)
+    calibrate.add_argument("--config", required=True, help="config (a YAML file or a shipped config's name) whose 'search_space:' section is used")
     calibrate.add_argument("--lut", required=True, help="the table to calibrate (the correction is saved in it)")
     calibrate.add_argument("--count", type=int, default=60, help="random architectures to measure (default 60)")
     calibrate.add_argument("--train-fraction", type=float, default=0.5, help="share used to fit (default 0.5)")

@@ -86,19 +86,40 @@ def _export_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+EXAMPLES = """\
+examples:
+  nas models                                         # every released spec: params, MACs, predicted latency
+  nas models --format csv --latency none
+  nas models show efficientnet-edgetpu-S             # block strings and the per-layer table
+  nas models export-spec efficientnet-edgetpu-S -o s.yaml
+"""
+SHOW_EXAMPLES = """\
+examples:
+  nas models show efficientnet-edgetpu-M
+  nas models show runs/edgetpu/best.yaml --format csv
+"""
+EXPORT_SPEC_EXAMPLES = """\
+examples:
+  nas models export-spec efficientnet-edgetpu-S -o s.yaml    # a starting point for your own skeleton
+"""
+
+
 def register(commands) -> None:
     parser = commands.add_parser("models", help="list the released specs, show one, or export one as YAML",
-                                 description="List the registered models (default), show one, or export its spec.")
+                                 description="List the registered models (default), show one, or export its spec.",
+                                 epilog=EXAMPLES)
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     parser.add_argument("--latency", default="sim", metavar="SOURCE",
                         help="latency column: sim (Edge TPU cost model, default), lut:PATH, tflite-cpu, edgetpu, none")
     parser.set_defaults(run=_list)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
-    show = actions.add_parser("show", help="block strings and the per-layer table of a model or spec file")
+    show = actions.add_parser("show", help="block strings and the per-layer table of a model or spec file",
+                              epilog=SHOW_EXAMPLES)
     show.add_argument("model", help="registered name or ModelSpec .yaml file")
     show.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     show.set_defaults(run=_show)
-    export = actions.add_parser("export-spec", help="write a model's ModelSpec as YAML")
+    export = actions.add_parser("export-spec", help="write a model's ModelSpec as YAML",
+                                epilog=EXPORT_SPEC_EXAMPLES)
     export.add_argument("model", help="registered name or ModelSpec .yaml file")
     export.add_argument("-o", "--output", required=True, help="where to write the YAML")
     export.set_defaults(run=_export_spec)

@@ -311,11 +311,26 @@ def _base_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
 
 
+EXAMPLES = """\
+examples:
+  nas scale --phi 1 2 3                            # the newest search's best.yaml scaled, specs into scaled/
+  nas scale --spec runs/photos/best.yaml --preset edgetpu -o scaled/photos   # S/M/L's published coefficients
+  nas scale --model efficientnet-edgetpu-S --phi 1 --alpha 1.2 --beta 1.1 --gamma 1.15
+"""
+SEARCH_EXAMPLES = """\
+examples:
+  nas scale search --model efficientnet-edgetpu-S --target 2             # by MACs, ranked by closeness
+  nas scale search --spec runs/photos/best.yaml --cost latency --target 1.5
+  nas scale search --model efficientnet-edgetpu-S --config edgetpu --max-scored 5   # by proxy accuracy
+"""
+
+
 def register(commands) -> None:
     parser = commands.add_parser(
         "scale", help="compound-scale a baseline by phi or a published preset; 'search' finds alpha/beta/gamma",
         description="Scale a base model by phi (depth alpha**phi, width beta**phi, resolution gamma**phi) or by "
-                    "a published preset, print params / MACs / latency and write one spec YAML per model.")
+                    "a published preset, print params / MACs / latency and write one spec YAML per model.",
+        epilog=EXAMPLES)
     _base_options(parser)
     parser.add_argument("--phi", nargs="+", metavar="PHI", help="one or more phi values >= 0 (default: 1)")
     parser.add_argument("--alpha", help=f"depth coefficient (default {DEFAULT_ALPHA})")
@@ -333,7 +348,7 @@ def register(commands) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
     search = actions.add_parser(
         "search", help="grid-search alpha, beta, gamma so the phi = 1 model costs about target x the base",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SEARCH_EXAMPLES,
         description="EfficientNet's step one: list the (alpha, beta, gamma) on a grid whose phi = 1 model costs\n"
                     "about --target times the base (MACs or latency), ranked.\n\n"
                     "Without --config: ranked by closeness of the cost ratio to the target.\n"
@@ -361,8 +376,8 @@ def register(commands) -> None:
     search.add_argument("--beta-grid", metavar="GRID", help="grid for beta")
     search.add_argument("--gamma-grid", metavar="GRID", help="grid for gamma")
     search.add_argument("--config", metavar="FILE",
-                        help="search config (e.g. experiments/edgetpu.yaml): rank by the proxy accuracy of each "
-                             "phi = 1 model, trained per its proxy, data and execution sections")
+                        help="search config (a file, or a shipped config's name such as edgetpu): rank by the "
+                             "proxy accuracy of each phi = 1 model, trained per its proxy, data and execution sections")
     search.add_argument("--max-scored", metavar="N", default=None,
                         help=f"with --config: train only the N distinct feasible networks closest to the target "
                              f"cost (default {DEFAULT_MAX_SCORED}); the rest are listed unscored")

@@ -146,11 +146,22 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+EXAMPLES = """\
+examples:
+  nas search --dry-run                           # the default search (shipped config 'edgetpu'): space, target, samples
+  nas search                                     # run it into runs/edgetpu/ (about 10 minutes on a laptop)
+  nas search --config experiments/photos.yaml    # your own config file (or a shipped config's name)
+  nas search --config photos --name bolts --trials 32
+  nas search --run-dir runs/edgetpu --resume     # continue after Ctrl-C: nothing finished runs again
+"""
+
+
 def register(commands) -> None:
     parser = commands.add_parser(
         "search", help="search an architecture: controller, proxy training, latency-aware reward",
         description="Run an MNAS-style search from a YAML config into runs/<name>/ (resolved config, journal, "
-                    "trials.csv, best.yaml, top/, pareto.png, summary.md). Ctrl-C is safe: continue with --resume.")
+                    "trials.csv, best.yaml, top/, pareto.png, summary.md). Ctrl-C is safe: continue with --resume.",
+        epilog=EXAMPLES)
     parser.add_argument("--config", metavar="FILE|NAME",
                         help=f"search config: a YAML file, or the name of a shipped one "
                              f"({', '.join(shipped_configs())}; default: {DEFAULT_CONFIG})")

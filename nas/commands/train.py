@@ -50,6 +50,16 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+EXAMPLES = """\
+examples:
+  nas train --spec runs/photos/best.yaml --data-dir photos --run-dir runs/train-mine
+  nas train --model efficientnet-edgetpu-S --init-from efficientnet-edgetpu-S --data-dir photos \\
+      --run-dir runs/train-s                                   # fine-tune the released checkpoint
+  nas train --run-dir runs/train-mine --resume                  # continue from the last checkpoint
+  nas train --model efficientnet-edgetpu-S --config train_imagenet.yaml --preset reference
+"""
+
+
 def register(commands) -> None:
     parser = commands.add_parser(
         "train", help="train a spec into a checkpoint (the reference EfficientNet recipe, or a small-data preset)",
@@ -57,6 +67,7 @@ def register(commands) -> None:
                     "(TF1 RMSProp, warm-up + staircase decay, label smoothing, L2, a moving average of the "
                     "weights and batch-norm statistics), writing a run directory that 'nas export --ckpt' and "
                     "'nas eval --ckpt' take.",
+        epilog=EXAMPLES,
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--model", metavar="NAME", help="registered model (see 'nas models')")

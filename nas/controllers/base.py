@@ -19,6 +19,7 @@ from search_space.registries import Registry
 
 
 CONTROLLERS = Registry("controller")
+"""The search controllers by name (`controller.name` in a config); add one with `@CONTROLLERS.register("name")`."""
 
 
 def register_controller(name: str):

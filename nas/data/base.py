@@ -46,6 +46,7 @@ from nas.data.tfrecords import SHUFFLE_BUFFER, TrainStream  # noqa: F401  (Train
 from search_space.registries import Registry
 
 DATA_SOURCES = Registry("data source")
+"""The proxy data sources by name (`data.source` in a config); add one with `@DATA_SOURCES.register("name")`."""
 
 
 class DataSource:

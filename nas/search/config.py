@@ -72,6 +72,8 @@ class LatencyConfig:
 
 @dataclass(frozen=True)
 class SearchConfig:
+    """A checked search config (`load_config`), every section parsed; `to_yaml()` is the resolved YAML a run keeps."""
+
     run: RunConfig
     space: SearchSpace
     latency: LatencyConfig
