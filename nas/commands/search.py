@@ -110,6 +110,8 @@ def _config(args: argparse.Namespace) -> tuple[SearchConfig, Path]:
     from nas.search.loop import load_run_config
 
     if args.config is None and args.resume and args.run_dir:  # continue a run with its own config
+        if args.set:
+            raise UserError("--set changes a config: give it with --config (the run's own config.yaml is kept as is)")
         run_dir = Path(args.run_dir)
         if run_dir.exists() and not run_dir.is_dir():
             raise UserError(f"run directory '{run_dir}' is a file, not a directory; give the run's directory")
@@ -117,7 +119,7 @@ def _config(args: argparse.Namespace) -> tuple[SearchConfig, Path]:
             raise UserError(f"nothing to resume in '{run_dir}' (no config.yaml)")
         config = load_run_config(run_dir)
     else:
-        config = load_config(DEFAULT_CONFIG if args.config is None else args.config)
+        config = load_config(DEFAULT_CONFIG if args.config is None else args.config, args.set)
     run = config.run
     if args.name is not None:
         run = dataclasses.replace(run, name=args.name)
@@ -165,6 +167,9 @@ def register(commands) -> None:
     parser.add_argument("--config", metavar="FILE|NAME",
                         help=f"search config: a YAML file, or the name of a shipped one "
                              f"({', '.join(shipped_configs())}; default: {DEFAULT_CONFIG})")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one setting of the config (repeatable; VALUE in YAML, paths relative to "
+                             "the working directory), e.g. --set data.path=parts --set proxy.epochs=5")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in the run directory: nothing finished is run again")
     parser.add_argument("--dry-run", action="store_true",

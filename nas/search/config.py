@@ -30,7 +30,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from nas.common.bounds import check_resolution
 from nas.common.errors import UserError
@@ -145,8 +145,10 @@ def config_from_dict(data: Any, default_name: str = "search", base: Path | None 
     return config
 
 
-def _resolve_paths(data: dict, base: Path | None) -> dict:
+def _resolve_paths(data: Any, base: Path | None) -> Any:
     """`data` with `~` expanded and relative paths made absolute against `base` (a copy where changed)."""
+    if not isinstance(data, dict):
+        return data  # config_from_dict says what is wrong with it
 
     def resolve(path: str) -> str:
         resolved = Path(path).expanduser()
@@ -209,11 +211,39 @@ def config_path(name_or_path: str | Path) -> Path:
     raise UserError(f"config file '{path}' does not exist (shipped configs, by name: {', '.join(shipped)})")
 
 
-def load_config(path: str | Path = DEFAULT_CONFIG) -> SearchConfig:
+def load_config(path: str | Path = DEFAULT_CONFIG, overrides: Sequence[str] = ()) -> SearchConfig:
     """Read and check a search config: a YAML file, or the name of a shipped one (default: `edgetpu`).
-    The run's default name is the file's stem; relative paths in it are relative to the file."""
+    The run's default name is the file's stem; relative paths in it are relative to the file.
+    `overrides` are `SECTION.KEY=VALUE` settings (VALUE in YAML) applied on top, as `nas search --set`
+    gives them: their relative paths are relative to the working directory."""
     path = config_path(path)
-    return config_from_dict(read_yaml(path, "config file"), default_name=path.stem, base=Path(os.path.abspath(path)).parent)
+    data = _resolve_paths(read_yaml(path, "config file"), Path(os.path.abspath(path)).parent)
+    for override in overrides:
+        data = _override(data, override)
+    return config_from_dict(data, default_name=path.stem, base=Path.cwd())
+
+
+def _override(data: Any, override: str) -> dict:
+    """`data` with one `SECTION.KEY=VALUE` (or `SECTION.KEY.SUBKEY=VALUE`) setting replaced."""
+    import yaml
+
+    key, equals, text = override.partition("=")
+    parts = key.strip().split(".")
+    if not equals or len(parts) < 2 or not all(parts):
+        raise UserError(f"--set '{override}': expected SECTION.KEY=VALUE, e.g. proxy.epochs=5")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        raise UserError(f"--set '{override}': the value is not valid YAML") from None
+    data = dict(data) if isinstance(data, dict) else {}
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is not None and not isinstance(child, dict):
+            raise UserError(f"--set '{override}': {'.'.join(parts[:i + 1])} is not a section")
+        node[part] = node = dict(child or {})
+    node[parts[-1]] = value
+    return data
 
 
 def read_yaml(path: Path, what: str) -> Any:
