@@ -113,6 +113,31 @@ def test_relative_paths_in_a_config_are_relative_to_its_file_and_tilde_expands(t
         "../project/imgs"  # a config given as data (no file) keeps the working directory's paths
 
 
+def test_set_overrides_a_setting_and_its_paths_are_relative_to_the_working_directory(tmp_path, capsys,
+                                                                                     monkeypatch):
+    project = tmp_path / "project"
+    for label in ("bolt", "nut"):
+        (tmp_path / "mine" / label).mkdir(parents=True)
+        Image.new("RGB", (40, 30)).save(tmp_path / "mine" / label / "a.png")
+    project.mkdir()
+    config = write_config(project / "search.yaml", tiny_config(data={"source": "directory", "path": "nowhere"}))
+    monkeypatch.chdir(tmp_path)
+    loaded = load_config(config, ["data.path=mine", "proxy.epochs=3", "run.name=other"])
+    assert Path(loaded.data.path) == tmp_path / "mine"  # the command line's: the working directory's
+    assert loaded.proxy.epochs == 3 and loaded.run.name == "other"
+    assert load_config(config, ["data.path=mine"]).proxy.epochs == TINY["proxy"]["epochs"]  # nothing else changes
+    code, out, err = run_cli(capsys, "search", "--config", config, "--set", "data.path=mine", "--set",
+                             "proxy.resolution=24", "--dry-run", "--samples", "1")
+    assert code == 0 and "proxy: 24 px" in out, err
+    for bad, fragment in [("proxy.epochs", "expected SECTION.KEY=VALUE"), ("proxy.epochs=[", "not valid YAML"),
+                          ("proxy.epochs=0", "proxy.epochs: must be at least 1"),
+                          ("proxy.epoch=2", "proxy.epoch: unknown key"),
+                          ("data.path=elsewhere", "data.path: directory"), ("run.seed.x=1", "run.seed is not a section")]:
+        code, _, err = run_cli(capsys, "search", "--config", config, "--set", "data.path=mine", "--set", bad,
+                               "--dry-run")
+        assert_one_line_error(code, err, fragment)
+
+
 def _resolved_latency(latency: dict, base) -> str:
     from nas.search.config import _resolve_paths
 
