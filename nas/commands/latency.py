@@ -10,7 +10,8 @@ from pathlib import Path
 from nas.common.bounds import int_at_least, resolution_arg
 from nas.common.errors import UserError
 
-SOURCE_HELP = "sim (Edge TPU cost model), lut:PATH, tflite-cpu[:int8|float], edgetpu"
+SOURCE_HELP = ("sim (Edge TPU cost model), lut:PATH, tflite-cpu[:int8|float], edgetpu, "
+               "auto (edgetpu if usable, else sim)")
 
 
 def _say(message: str) -> None:
@@ -241,7 +242,8 @@ def register(commands) -> None:
 
     build = actions.add_parser("build-lut", help="profile every layer shape of a search space into a table",
                                epilog=BUILD_LUT_EXAMPLES)
-    build.add_argument("--config", required=True, help="config (a YAML file or a shipped config's name) whose 'search_space:' section is used")
+    build.add_argument("--config", required=True,
+                       help="config (a YAML file or a shipped config's name) whose 'search_space:' section is used")
     build.add_argument("--source", default="tflite-cpu", help="tflite-cpu[:int8|float], edgetpu or sim")
     build.add_argument("-o", "--output", required=True, help="table file (CSV); an existing one is resumed")
     build.add_argument("--resolution", type=resolution_arg, help="input resolution (default: the skeleton's)")
@@ -252,7 +254,8 @@ def register(commands) -> None:
 
     calibrate = actions.add_parser("calibrate", help="fit a table's correction to whole-model measurements",
                                    epilog=CALIBRATE_EXAMPLES)
-    calibrate.add_argument("--config", required=True, help="config (a YAML file or a shipped config's name) whose 'search_space:' section is used")
+    calibrate.add_argument("--config", required=True,
+                           help="config (a YAML file or a shipped config's name) whose 'search_space:' section is used")
     calibrate.add_argument("--lut", required=True, help="the table to calibrate (the correction is saved in it)")
     calibrate.add_argument("--count", type=int, default=60, help="random architectures to measure (default 60)")
     calibrate.add_argument("--train-fraction", type=float, default=0.5, help="share used to fit (default 0.5)")

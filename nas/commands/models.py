@@ -110,7 +110,8 @@ def register(commands) -> None:
                                  epilog=EXAMPLES)
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     parser.add_argument("--latency", default="sim", metavar="SOURCE",
-                        help="latency column: sim (Edge TPU cost model, default), lut:PATH, tflite-cpu, edgetpu, none")
+                        help="latency column: sim (Edge TPU cost model, default), lut:PATH, tflite-cpu, edgetpu, "
+                             "auto (edgetpu if usable, else sim), none")
     parser.set_defaults(run=_list)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
     show = actions.add_parser("show", help="block strings and the per-layer table of a model or spec file",

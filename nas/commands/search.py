@@ -139,6 +139,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from nas.search.loop import Search
 
+    if config.latency_choice:  # the run's config.yaml records the source; say why here
+        _say(f"latency.source auto: {config.latency.source}, {config.latency_choice}")
     own_config = args.config is None and args.resume and args.run_dir
     trials = Search(config, run_dir, say=_say).run(resume=args.resume, config_given=not own_config)
     if trials and not any(t.ok for t in trials):  # results are written; the run produced nothing usable
