@@ -12,8 +12,11 @@ the script spells out, and whatever paths the script lists in a module-level `ME
 measures nothing) and the installed dependencies (pyproject.toml pins none: their versions are not
 in the repository).
 
-A results file is stale when one of those files changed after a commit its figures were measured
-at: the commit in its header or, for a benchmark that keeps its measurements in a JSON store
+A results file is stale when one of those files changed in behaviour after a commit its figures
+were measured at. A Python module changed when its syntax tree without docstrings differs (so comments,
+docstrings and formatting never make results stale); a YAML file when its parsed data differs
+(comments and layout do not count); any other file when its bytes differ; a file added or removed
+always counts. The commit is the one in its header or, for a benchmark that keeps its measurements in a JSON store
 (`results/bench_NAME.json`), each commit recorded there. A commit marked "-dirty" (measured on
 uncommitted changes), "unknown" or missing from this clone's history counts as stale.
 
@@ -204,7 +207,44 @@ def changed_since(commit: str | None, files: list[str], root: Path = ROOT) -> li
         return None
     changed = _git(root, "diff", "--name-only", commit, "--", *files).stdout.split()
     untracked = _git(root, "ls-files", "--others", "--exclude-standard", "--", *files).stdout.split()
-    return sorted(set(changed) | set(untracked))
+    return sorted({f for f in changed if _behaves_differently(root, commit, f)} | set(untracked))
+
+
+def _behaviour(path: str, data: bytes | None):
+    """What of a file can change a measurement: a module's syntax tree without docstrings, a YAML
+    file's data, any other file's bytes. None for a file that does not exist (or does not parse, which
+    then compares unequal to anything that does)."""
+    if data is None:
+        return None
+    if path.endswith(".py"):
+        try:
+            tree = ast.parse(data)
+        except (SyntaxError, ValueError):
+            return ("unparsable", data)
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                    and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+        return ast.dump(tree, annotate_fields=False, include_attributes=False)
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+
+        try:
+            return ("yaml", repr(yaml.safe_load(data)))  # key order kept: it may matter
+        except yaml.YAMLError:
+            return ("unparsable", data)
+    return data
+
+
+def _behaves_differently(root: Path, commit: str, path: str) -> bool:
+    """Whether `path` differs in behaviour between `commit` and the working tree."""
+    shown = subprocess.run(["git", "-C", str(root), "show", f"{commit}:{path}"], capture_output=True)
+    before = shown.stdout if shown.returncode == 0 else None
+    file = root / path
+    after = file.read_bytes() if file.is_file() else None
+    return before is None or after is None or _behaviour(path, before) != _behaviour(path, after)
 
 
 def staleness(name: str, root: Path = ROOT) -> Staleness:

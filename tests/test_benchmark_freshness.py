@@ -6,6 +6,7 @@ this repository's own benchmarks for what they must be found to measure."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -106,6 +107,37 @@ def test_a_change_to_a_measured_file_makes_the_results_stale_and_nothing_else_do
     assert not staleness("demo", repo).stale
 
 
+
+def test_comments_docstrings_and_formatting_never_make_results_stale_but_behaviour_does(repo):
+    (repo / "nas/helper.py").write_text('"""Helper."""\n\n\ndef f(a, b):\n    """Adds."""\n    return a + b\n\nx = 1\n')
+    (repo / "experiments/demo.yaml").write_text("a: 1  # one\nb: [1, 2]\n")
+    at = commit(repo, "start")
+    stamp(repo, at)
+    commit(repo, "results")
+    # A comment-, docstring- and format-only commit, in a module, a YAML file and the script itself.
+    (repo / "nas/helper.py").write_text(
+        '"""Helper: now documented at length."""\n# why x is 1\n\ndef f(a,\n      b):  # sums\n'
+        '    """Adds two numbers,\n    said differently."""\n    return (a + b)\n\n\nx = 1  # one\n')
+    (repo / "experiments/demo.yaml").write_text("# the demo\na: 1   # still one\nb:\n  - 1\n  - 2\n")
+    (repo / "benchmarks/bench_demo.py").write_text(SCRIPT.replace('"""Reads experiments/demo.yaml."""',
+                                                                  '"""Reads experiments/demo.yaml (only)."""'))
+    assert not staleness("demo", repo).stale  # uncommitted
+    commit(repo, "comments only")
+    assert not staleness("demo", repo).stale
+    # Behaviour: a changed expression, a changed YAML value, a string that is not a docstring.
+    for path, text, expect in [
+            ("nas/helper.py", '"""Helper."""\ndef f(a, b):\n    """Adds."""\n    return a - b\nx = 1\n', "nas/helper.py"),
+            ("experiments/demo.yaml", "a: 2\nb: [1, 2]\n", "experiments/demo.yaml"),
+            ("nas/lazy.py", 'from .helper import x\nNAME = "a string, not a docstring"\n', "nas/lazy.py")]:
+        before = (repo / path).read_text()
+        (repo / path).write_text(text)
+        found = staleness("demo", repo)
+        assert found.stale and found.changed == [expect], (path, found)
+        (repo / path).write_text(before)
+    assert not staleness("demo", repo).stale
+    (repo / "latency/data/table.json").unlink()  # a file removed counts
+    assert staleness("demo", repo).changed == ["latency/data/table.json"]
+
 def test_a_json_store_is_as_old_as_its_oldest_measurement(repo):
     old = commit(repo, "start")
     (repo / "latency/model.py").write_text("def predict(): return 1\n")
@@ -159,3 +191,36 @@ def test_run_all_lists_each_benchmark_as_current_or_stale():
     verdicts = [line for line in done.stdout.splitlines() if line.startswith("bench_")]
     assert [line.split(":")[0] for line in verdicts] == names
     assert all(": current (measured at " in line or ": STALE (measured at " in line for line in verdicts)
+
+
+def test_commit_is_dirty_for_code_changes_not_for_results(repo, monkeypatch):
+    import common
+
+    monkeypatch.setattr(common, "ROOT", repo)
+    monkeypatch.delenv("BENCH_COMMIT", raising=False)
+    at = commit(repo, "start")
+    stamp(repo, at)  # a results file written (untracked), then changed after a commit
+    assert common.commit() == at
+    at = commit(repo, "results")
+    (repo / "benchmarks/results/bench_demo.md").write_text("# Demo, rewritten\n")
+    assert common.commit() == at
+    (repo / "nas/helper.py").write_text("x = 3\n")
+    assert common.commit() == f"{at}-dirty"
+
+
+def test_from_run_records_the_runs_own_seed_and_controller(tmp_path):
+    """A fix the old (text) staleness rule held back: `--from-run` recorded one run under every default
+    seed and controller."""
+    import yaml
+
+    from bench_search_quality import run_identity
+
+    config = yaml.safe_load((ROOT / "experiments/edgetpu.yaml").read_text())
+    config["run"]["seed"], config["controller"] = 7, {"name": "evolution"}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    assert run_identity(str(tmp_path)) == (7, "evolution")
+    for flag in (["--seeds", "0"], ["--controllers", "mnas"]):
+        done = subprocess.run([sys.executable, str(ROOT / "benchmarks/bench_search_quality.py"), "--from-run",
+                               str(tmp_path), *flag], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert done.returncode == 2 and "its config.yaml" in done.stderr, done.stderr
