@@ -9,8 +9,8 @@ script's command lines counts as importing MODULE and MODULE.__main__. Beside th
 files of each package reached (everything but .py under it), each file of experiments/ whose name
 the script spells out, and whatever paths the script lists in a module-level `MEASURES`
 (bench_test_suite: the tests). Not counted: benchmarks/common.py (it writes headers and tables, it
-measures nothing) and the installed dependencies (pyproject.toml pins none: their versions are not
-in the repository).
+measures nothing), benchmarks/freshness.py (it decides what to measure again, not how) and the
+installed dependencies (pyproject.toml pins none: their versions are not in the repository).
 
 A results file is stale when one of those files changed in behaviour after a commit its figures
 were measured at. A Python module changed when its syntax tree without docstrings differs (so comments,
@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PACKAGES = ("nas", "latency", "scaling", "search_space")
 EXPERIMENTS = "experiments"
-NOT_MEASURED = ("benchmarks/common.py",)
+NOT_MEASURED = ("benchmarks/common.py", "benchmarks/freshness.py")
 _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _HEADER_COMMIT = re.compile(r"^Date: \S+\. Commit: (?P<commit>\S+?)\. Machine:", re.MULTILINE)
 

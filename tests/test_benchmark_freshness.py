@@ -178,6 +178,7 @@ def test_this_repositorys_benchmarks_measure_what_they_run():
     assert {"tests/test_benchmark_freshness.py", "pyproject.toml"} <= measured("test_suite")
     assert not any(f.startswith("nas/") for f in measured("foundation"))  # it measures the model zoo alone
     assert "benchmarks/common.py" not in measured("scaling")
+    assert "benchmarks/freshness.py" not in measured("proxy_fidelity")  # it picks what to re-run, measures nothing
 
 
 def test_run_all_lists_each_benchmark_as_current_or_stale():
