@@ -102,7 +102,6 @@ MEANINGS = {
     "train.augment": "`none`, `randaugment` or `autoaugment`",
     "train.randaugment_layers": "RandAugment: ops per image",
     "train.randaugment_magnitude": "RandAugment: magnitude (0..10)",
-    "train.sync_batch_norm": "batch-norm statistics over the global batch across replicas",
     "train.seed": "seeds data order, augmentation and initialisation",
     "search_space.choices.kind": "block kinds a stage may use",
     "search_space.choices.kernel": "depthwise (or fused) kernel sizes",
