@@ -193,6 +193,7 @@ def _unit_ok(unit: str | None, cell: str, context: str) -> bool:
     if unit in ("images", "trials", "seeds", "architectures", "points"):  # counts: "distinct archs" will do
         return any(re.search(rf"\b{unit[:4]}", text, re.I) for text in (cell, context))
     for text in (cell, context):
+        text = re.sub(r"\s*/\s*", "/", text)  # "architectures / s"
         words = re.findall(r"µs|images/s|architectures/s|trials/min|%|[A-Za-z]+|(?<=\d)x\b", text)
         if any(aliases.get(w, w) == unit for w in words):
             return True
@@ -280,16 +281,19 @@ def keyed(text: str) -> list[tuple[int, str, str, str]]:
     return found
 
 
+# Counts that are measurements here ("359 images", "51 architectures"); "64 trials" is mostly a setting.
+CANDIDATE_UNITS = UNITS.replace("|x|", "|").replace("|trials|", "|").replace("|points", "")
 _CANDIDATE = re.compile(
     rf"(?<![\w.,/-])(\d[\d,]*(?:\.\d+)?)(?:\s?(?:-|–|to)\s?\d[\d,]*(?:\.\d+)?)?"
-    rf"(?:\s?of\s\d+|(?:\s|-)?(?:{UNITS})(?![\w/])|(?=x\b))?")
+    rf"(?:\s?of\s\d+|(?:\s|-)?(?:{CANDIDATE_UNITS})(?![\w/])|x(?![\w])|(?=x\b))?")
 
 
 def candidates(text: str) -> list[tuple[int, str]]:
     """(line, figure) for every figure-like text without a key or a `given` note right after it."""
     text = _scrub_keyed_tables(_scrub_fences(text))
     found = []
-    paragraphs = re.split(r"\n\s*\n", text)
+    # blocks: paragraphs, list items, table rows (a key makes the decimals of its own block figures)
+    paragraphs = re.split(r"\n\s*\n|\n(?=\s*(?:[-*]|\d+\.)\s|\s*\|)", text)
     offset = 0
     for para in paragraphs:
         start = text.index(para, offset) if para else offset
@@ -304,8 +308,6 @@ def candidates(text: str) -> list[tuple[int, str]]:
             decimal = "." in m.group(1)
             count = " of " in whole
             in_code = any(a <= m.start() < b for a, b in code)
-            if unit == "x" and not whole.endswith("x"):
-                unit = None
             if in_code and not unit:
                 continue
             if not (unit or count or (decimal and has_key)):
