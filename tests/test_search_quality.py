@@ -111,13 +111,13 @@ def test_unique_proposals_do_not_repeat_until_the_space_is_exhausted():
 # The default proxy's feature maps ------------------------------------------------------------------
 
 def _documented_blind_stages() -> list[int]:
-    """The stages the README says the default proxy cannot see kernels in ([] if it says it sees all)."""
-    text = (ROOT / "README.md").read_text()
+    """The stages the docs say the default proxy cannot see kernels in ([] if they say it sees all)."""
+    text = (ROOT / "docs/guides/search.md").read_text()
     if "default proxy sees the kernel choice of every stage" in text:
         return []
     match = re.search(r"default proxy cannot see the kernel choice of stages ([\d, and]+)", text)
     if match is None:
-        pytest.fail("the README does not state which kernel choices the default proxy can see")
+        pytest.fail("docs/guides/search.md does not state which kernel choices the default proxy can see")
     return [int(s) for s in re.findall(r"\d", match.group(1))]
 
 
@@ -129,13 +129,13 @@ def test_documented_blind_kernel_stages_match_the_default_config():
 
 def test_skeleton_strides_run_late_stages_on_one_pixel():
     """Without `proxy.strides`, at 16 px the skeleton's total stride 32 leaves stages 4 and 5 on 1x1
-    maps only, and stages 3 to 5 blind to their kernel (what the README says of that proxy)."""
+    maps only, and stages 3 to 5 blind to their kernel (what docs/guides/search.md says of that proxy)."""
     proxy = dataclasses.replace(DEFAULT.proxy, strides=None)
     maps = {m.stage: m.sizes for m in stage_maps(DEFAULT.space.skeleton, proxy)}
     assert set(maps[4]) == {1} and set(maps[5]) == {1}
     assert blind_kernel_stages(DEFAULT.space.skeleton, proxy, (3, 5)) == [3, 4, 5]
     assert "without `proxy.strides` it could not see the kernel choice of stages 3, 4 and 5" in (
-        ROOT / "README.md").read_text()
+        ROOT / "docs/guides/search.md").read_text()
 
 
 def test_proxy_strides_let_every_stage_see_its_kernel():
