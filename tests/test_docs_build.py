@@ -56,3 +56,20 @@ def test_a_changed_default_makes_the_committed_page_out_of_date(monkeypatch):
     field = RunConfig.__dataclass_fields__["trials"]
     monkeypatch.setattr(field, "default", 41)
     assert reference_gen.render()["configuration"] != reference_gen.PAGES["configuration"].read_text()
+
+
+def test_readme_is_a_front_page_and_ci_runs_its_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 150
+    commands = readme.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+    assert commands[0] == ("python3 -m venv .venv && .venv/bin/pip install -e . && "
+                           ".venv/bin/nas search --config experiments/edgetpu.yaml")
+    install, test = commands[1].split(" && ")[1:]
+    ci = (ROOT / ".ci/run").read_text()
+    assert install.replace("'", "").replace(".venv/bin/pip install", "") .strip() in ci.replace("'", "")
+    assert test.strip() in ci  # `.venv/bin/python -m pytest`
+    import re
+
+    for word in ("2-core", "this machine", "virtual machine", "provenance"):
+        assert word not in readme, word
+    assert not re.search(r"\b[0-9a-f]{7}\b", readme), "a commit hash on the front page"
