@@ -13,6 +13,12 @@ A figure is written with its key right after it, in an HTML comment (invisible w
 * For a prose line of the results file (or a table's header line) instead of a table cell:
   `FILE | line=LABEL`: the one line that contains LABEL.
 
+A JSON store beside a results file is a record too: `bench_NAME.json | FIELD=VALUE; ... | PATH` picks
+the one stored measurement whose fields equal the values (a dict store's keys are its `key` field) and
+reads the dotted PATH in it (`result.wall_s`, `result.quarters.3`); the figure matches when the stored
+value rounded to the figure's decimals equals it, and the unit comes from the path's name (`_s`: s,
+`_ms`: ms, `_mb`: MB) or none.
+
 A whole table is keyed by `<!--fig-table FILE-->` on the line above it: its header must be the header
 of a table of FILE, and each of its rows a row of that table, cell for cell (rows may be left out,
 not changed).
@@ -73,9 +79,11 @@ def parse_key(text: str) -> Key:
     parts = [p.strip() for p in text.split("|")]
     if len(parts) == 2 and parts[1].startswith("line="):
         return Key(parts[0], parts[1], "")
-    if len(parts) != 3:
+    if len(parts) < 3:
         raise ValueError(f"a key is 'FILE | ROW | COL' or 'FILE | line=LABEL', not {text.strip()!r}")
-    return Key(*parts)
+    raw = text.split("|")
+    return Key(parts[0], "|".join(raw[1:-1]).strip(), parts[-1])  # a JSON store's keys may hold '|'
+
 
 
 # ---- the results files as records -------------------------------------------------------------------
@@ -130,6 +138,8 @@ def lookup(key: Key, results: Path = RESULTS) -> tuple[str, str]:
     path = results / key.file
     if not path.is_file():
         raise LookupError(f"no results file benchmarks/results/{key.file}")
+    if key.file.endswith(".json"):
+        return lookup_json(key, path)
     tables, prose = read_results(path.read_text())
     if key.row.startswith("line="):
         label = key.row[5:].strip()
@@ -175,6 +185,31 @@ def lookup(key: Key, results: Path = RESULTS) -> tuple[str, str]:
     return chosen[0][0], chosen[0][1]
 
 
+def lookup_json(key: Key, path: Path) -> tuple[str, str]:
+    """(the stored value as text, its path) of the one measurement of a JSON store that `key` picks."""
+    import json
+
+    data = json.loads(path.read_text())
+    records = ([dict(v, key=k) for k, v in data.items() if isinstance(v, dict)] if isinstance(data, dict)
+               else [r for r in data if isinstance(r, dict)])
+    conditions = [c.split("=", 1) for c in key.row.split(";") if c.strip()]
+    if any(len(c) != 2 for c in conditions):
+        raise LookupError(f"a JSON row is FIELD=VALUE conditions joined by ';', not {key.row!r}")
+    hits = [r for r in records if all(str(r.get(f.strip())) == v.strip() for f, v in conditions)]
+    if len(hits) != 1:
+        raise LookupError(f"row {key.row!r} matches {len(hits)} measurements of {key.file} (needs exactly one)")
+    value = hits[0]
+    for part in key.col.split("."):
+        try:
+            value = value[int(part)] if isinstance(value, list) else value[part]
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise LookupError(f"{key.file}: the measurement has no {key.col!r}") from None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise LookupError(f"{key.file}: {key.col!r} is {value!r}, not a number")
+    unit = {"_s": "s", "_ms": "ms", "_mb": "MB"}.get("_" + key.col.rsplit("_", 1)[-1], "") if "_" in key.col else ""
+    return repr(value), unit
+
+
 def _contiguous(part: list[str], whole: list[str]) -> bool:
     return any(whole[i:i + len(part)] == part for i in range(len(whole) - len(part) + 1))
 
@@ -209,6 +244,14 @@ def check(figure: str, key: Key, results: Path = RESULTS) -> str | None:
     got, want = numbers(figure), numbers(cell)
     if not got:
         return f"{figure!r} holds no number"
+    if key.file.endswith(".json"):
+        decimals = len(got[0].split(".")[1]) if "." in got[0] else 0
+        if len(got) != 1 or round(float(cell), decimals) != float(got[0]):
+            return f"{figure!r} is not {key.file}'s {key.col} at {key.row!r} ({cell}) to its decimals"
+        unit = unit_of(figure)
+        if unit and {"seconds": "s", "sec": "s"}.get(unit, unit) != context:
+            return f"{figure!r}: its unit is not {key.file}'s {key.col} ({context or 'none'})"
+        return None
     fits = _in_order(got, want) if key.row.startswith("line=") else _contiguous(got, want)
     if not fits:
         return f"{figure!r} is not what {key.file} holds at {key.row!r} / {key.col!r}: {cell!r}"

@@ -65,6 +65,8 @@ WRONG_EDITS = {
         "docs/benchmarks.md", "51 architectures<!--fig", "52 architectures<!--fig"),
     "an unkeyed count: 'in 9 of 10 seeds' with no key": (
         "docs/benchmarks.md", "ends in the band in seven.", "ends in the band in 9 of 10 seeds."),
+    "a figure read from a JSON store, rounded differently": (
+        "docs/benchmarks.md", "0.889<!--fig bench_search_quality.json", "0.890<!--fig bench_search_quality.json"),
     "a figure without a unit where the record has one (unit checked)": (
         "docs/benchmarks.md", "10.13 ms<!--fig", "10.13 MB<!--fig"),
 }
@@ -102,3 +104,14 @@ def test_a_keyed_table_must_be_rows_of_the_results_table():
     assert figures.problems({"x.md": page.replace("3.88", "3.89")})
     # an unkeyed copy of the table is figures without keys
     assert figures.problems({"x.md": "\n".join(rows).replace("| 200.6 |", "| 200.6 s |") + "\n"})
+
+
+def test_json_stores_are_records_too():
+    key = figures.parse_key("bench_search_quality.json | objective=config; variant=default; controller=mnas; "
+                            "seed=0; trials=64 | result.wall_s")
+    assert figures.check("556 s", key) is None  # 555.99... to no decimals
+    assert figures.check("555.99 s", key) is None
+    assert figures.check("557 s", key) and figures.check("556 ms", key)
+    # a store whose keys hold '|' (bench_proxy_fidelity's variant|architecture|seed)
+    key = figures.parse_key("bench_proxy_fidelity.json | key=strides|10|2 | accuracy")
+    assert figures.check("0.925", key) is None and figures.check("0.924", key)
