@@ -248,8 +248,15 @@ def cli() -> str:
 def render() -> dict[str, str]:
     import os
 
+    before = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: the page must not depend on it
-    return {"configuration": configuration(), "cli": cli()}
+    try:
+        return {"configuration": configuration(), "cli": cli()}
+    finally:
+        if before is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = before
 
 
 def main(argv=None) -> int:
