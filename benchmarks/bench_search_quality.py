@@ -146,6 +146,14 @@ def from_run(run_dir: str, wall_s: float | None = None) -> dict:
                      sum(t.wall_s for t in done) if wall_s is None else wall_s)
 
 
+def run_identity(run_dir: str) -> tuple[int, str]:
+    """(seed, controller name) of a run directory, from its resolved config.yaml."""
+    from nas.search.loop import load_run_config
+
+    config = load_run_config(Path(run_dir))
+    return config.run.seed, config.controller
+
+
 def run_surrogate(controller: str, seed: int, trials: int, sets: list[str], noisy: bool = False) -> dict:
     from bench_controllers import Objective
     from nas.controllers import CONTROLLERS, make_controller
@@ -252,8 +260,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--objective", choices=("config", "surrogate", "noisy"), default="config")
     parser.add_argument("--config", default=str(ROOT / "experiments/edgetpu.yaml"))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--controllers", nargs="+", default=["mnas", "random"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="default: 0 1 2 3 4; with --from-run: the run's run.seed")
+    parser.add_argument("--controllers", nargs="+", default=None,
+                        help="default: mnas random; with --from-run: the run's controller")
     parser.add_argument("--trials", type=int, default=None, help="default: the config's run.trials")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--label", default=None, help="the variant's name (default: the --set list)")
@@ -269,6 +279,15 @@ def main() -> None:
             write_results("bench_search_quality", "Search quality: does the controller learn?",
                           render(json.loads(STORE.read_text())))
         return
+    if args.from_run:  # one run is one seed of one controller: its own, whatever the defaults are
+        seed, controller = run_identity(args.from_run)
+        for flag, given, own in (("--seeds", args.seeds, [seed]), ("--controllers", args.controllers, [controller])):
+            if given not in (None, own):
+                parser.error(f"{flag} {' '.join(map(str, given))}: {args.from_run} is {own[0]} "
+                             "(its config.yaml); leave the option out")
+        args.seeds, args.controllers = [seed], [controller]
+    args.seeds = [0, 1, 2, 3, 4] if args.seeds is None else args.seeds
+    args.controllers = ["mnas", "random"] if args.controllers is None else args.controllers
     variant = args.label or (" ".join(args.sets) or "default")
     measured_at = commit()  # once: the store's own writes would make the tree read "-dirty" from then on
     for seed in args.seeds:

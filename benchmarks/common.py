@@ -44,13 +44,15 @@ def machine() -> str:
 
 
 def commit() -> str:
-    """`git rev-parse --short HEAD`, plus "-dirty" if tracked or untracked files differ from it."""
+    """`git rev-parse --short HEAD`, plus "-dirty" if tracked or untracked files differ from it, outside
+    benchmarks/results/ (results written, or being written, say nothing of the code that measured them)."""
     if os.environ.get("BENCH_COMMIT"):
         return os.environ["BENCH_COMMIT"]
     try:
         head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"],
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", ".",
+                                ":(exclude)benchmarks/results"],
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

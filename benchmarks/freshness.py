@@ -9,11 +9,15 @@ script's command lines counts as importing MODULE and MODULE.__main__. Beside th
 files of each package reached (everything but .py under it), each file of nas/experiments/ whose name
 the script spells out, and whatever paths the script lists in a module-level `MEASURES`
 (bench_test_suite: the tests). Not counted: benchmarks/common.py (it writes headers and tables, it
-measures nothing) and the installed dependencies (pyproject.toml pins none: their versions are not
-in the repository).
+measures nothing), benchmarks/freshness.py (it decides what to measure again, not how) and the
+installed dependencies (pyproject.toml pins none: their versions are not in the repository).
 
-A results file is stale when one of those files changed after a commit its figures were measured
-at: the commit in its header or, for a benchmark that keeps its measurements in a JSON store
+A results file is stale when one of those files changed in behaviour after a commit its figures
+were measured at. A Python module changed when its syntax tree without docstrings (nor attribute
+docstrings) differs (so comments, docstrings and formatting never make results stale); a YAML file
+when its parsed data differs
+(comments and layout do not count); any other file when its bytes differ; a file added or removed
+always counts. The commit is the one in its header or, for a benchmark that keeps its measurements in a JSON store
 (`results/bench_NAME.json`), each commit recorded there. A commit marked "-dirty" (measured on
 uncommitted changes), "unknown" or missing from this clone's history counts as stale.
 
@@ -35,7 +39,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PACKAGES = ("nas", "latency", "scaling", "search_space")
 EXPERIMENTS = "nas/experiments"  # the shipped configs (the checkout's experiments/ links there)
-NOT_MEASURED = ("benchmarks/common.py",)
+MOVED_FROM = "experiments"  # where they were before they shipped in the package: the same file, not a new one
+NOT_MEASURED = ("benchmarks/common.py", "benchmarks/freshness.py")
 _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _HEADER_COMMIT = re.compile(r"^Date: \S+\. Commit: (?P<commit>\S+?)\. Machine:", re.MULTILINE)
 
@@ -204,7 +209,47 @@ def changed_since(commit: str | None, files: list[str], root: Path = ROOT) -> li
         return None
     changed = _git(root, "diff", "--name-only", commit, "--", *files).stdout.split()
     untracked = _git(root, "ls-files", "--others", "--exclude-standard", "--", *files).stdout.split()
-    return sorted(set(changed) | set(untracked))
+    return sorted({f for f in changed if _behaves_differently(root, commit, f)} | set(untracked))
+
+
+def _behaviour(path: str, data: bytes | None):
+    """What of a file can change a measurement: a module's syntax tree without docstrings, a YAML
+    file's data, any other file's bytes. None for a file that does not exist (or does not parse, which
+    then compares unequal to anything that does)."""
+    if data is None:
+        return None
+    if path.endswith(".py"):
+        try:
+            tree = ast.parse(data)
+        except (SyntaxError, ValueError):
+            return ("unparsable", data)
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body:
+                # docstrings, and the attribute docstrings under constants: strings no code reads
+                node.body = [n for n in body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)
+                                                     and isinstance(n.value.value, str))] or [ast.Pass()]
+        return ast.dump(tree, annotate_fields=False, include_attributes=False)
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+
+        try:
+            return ("yaml", repr(yaml.safe_load(data)))  # key order kept: it may matter
+        except yaml.YAMLError:
+            return ("unparsable", data)
+    return data
+
+
+def _behaves_differently(root: Path, commit: str, path: str) -> bool:
+    """Whether `path` differs in behaviour between `commit` and the working tree."""
+    shown = subprocess.run(["git", "-C", str(root), "show", f"{commit}:{path}"], capture_output=True)
+    if shown.returncode and path.startswith(EXPERIMENTS + "/"):  # the shipped configs lived in experiments/
+        shown = subprocess.run(["git", "-C", str(root), "show", f"{commit}:{MOVED_FROM}/{Path(path).name}"],
+                               capture_output=True)
+    before = shown.stdout if shown.returncode == 0 else None
+    file = root / path
+    after = file.read_bytes() if file.is_file() else None
+    return before is None or after is None or _behaviour(path, before) != _behaviour(path, after)
 
 
 def staleness(name: str, root: Path = ROOT) -> Staleness:

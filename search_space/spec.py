@@ -106,7 +106,7 @@ class ModelSpec:
     mean: tuple[float, float, float] = (127.0, 127.0, 127.0)
     std: tuple[float, float, float] = (128.0, 128.0, 128.0)
     depth_divisor: int = 8
-    fused_stride_on: str = "expand"  # "project": the 2019 EdgeTPU release's placement (see README)
+    fused_stride_on: str = "expand"  # "project": the 2019 release's placement (docs/guides/reproducing.md)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "blocks", tuple(self.blocks))

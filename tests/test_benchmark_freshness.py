@@ -6,6 +6,7 @@ this repository's own benchmarks for what they must be found to measure."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -106,6 +107,52 @@ def test_a_change_to_a_measured_file_makes_the_results_stale_and_nothing_else_do
     assert not staleness("demo", repo).stale
 
 
+
+def test_a_shipped_config_moved_from_experiments_into_the_package_is_the_same_file(repo):
+    (repo / "nas/experiments/demo.yaml").rename(repo / "experiments.yaml")
+    (repo / "experiments").mkdir()
+    (repo / "experiments.yaml").rename(repo / "experiments/demo.yaml")  # where it was before the move
+    at = commit(repo, "start")
+    stamp(repo, at)
+    commit(repo, "results")
+    (repo / "nas/experiments").mkdir(exist_ok=True)
+    (repo / "experiments/demo.yaml").rename(repo / "nas/experiments/demo.yaml")
+    commit(repo, "ship the configs")
+    assert not staleness("demo", repo).stale
+    (repo / "nas/experiments/demo.yaml").write_text("a: 2\n")
+    assert staleness("demo", repo).changed == ["nas/experiments/demo.yaml"]
+
+
+def test_comments_docstrings_and_formatting_never_make_results_stale_but_behaviour_does(repo):
+    (repo / "nas/helper.py").write_text('"""Helper."""\n\n\ndef f(a, b):\n    """Adds."""\n    return a + b\n\nx = 1\n')
+    (repo / "nas/experiments/demo.yaml").write_text("a: 1  # one\nb: [1, 2]\n")
+    at = commit(repo, "start")
+    stamp(repo, at)
+    commit(repo, "results")
+    # A comment-, docstring- and format-only commit, in a module, a YAML file and the script itself.
+    (repo / "nas/helper.py").write_text(
+        '"""Helper: now documented at length."""\n# why x is 1\n\ndef f(a,\n      b):  # sums\n'
+        '    """Adds two numbers,\n    said differently."""\n    return (a + b)\n\n\nx = 1  # one\n"""What x is."""\n')
+    (repo / "nas/experiments/demo.yaml").write_text("# the demo\na: 1   # still one\nb:\n  - 1\n  - 2\n")
+    (repo / "benchmarks/bench_demo.py").write_text(SCRIPT.replace('"""Reads experiments/demo.yaml."""',
+                                                                  '"""Reads experiments/demo.yaml (only)."""'))
+    assert not staleness("demo", repo).stale  # uncommitted
+    commit(repo, "comments only")
+    assert not staleness("demo", repo).stale
+    # Behaviour: a changed expression, a changed YAML value, a string that is not a docstring.
+    for path, text, expect in [
+            ("nas/helper.py", '"""Helper."""\ndef f(a, b):\n    """Adds."""\n    return a - b\nx = 1\n', "nas/helper.py"),
+            ("nas/experiments/demo.yaml", "a: 2\nb: [1, 2]\n", "nas/experiments/demo.yaml"),
+            ("nas/lazy.py", 'from .helper import x\nNAME = "a string, not a docstring"\n', "nas/lazy.py")]:
+        before = (repo / path).read_text()
+        (repo / path).write_text(text)
+        found = staleness("demo", repo)
+        assert found.stale and found.changed == [expect], (path, found)
+        (repo / path).write_text(before)
+    assert not staleness("demo", repo).stale
+    (repo / "latency/data/table.json").unlink()  # a file removed counts
+    assert staleness("demo", repo).changed == ["latency/data/table.json"]
+
 def test_a_json_store_is_as_old_as_its_oldest_measurement(repo):
     old = commit(repo, "start")
     (repo / "latency/model.py").write_text("def predict(): return 1\n")
@@ -146,6 +193,7 @@ def test_this_repositorys_benchmarks_measure_what_they_run():
     assert {"tests/test_benchmark_freshness.py", "pyproject.toml"} <= measured("test_suite")
     assert not any(f.startswith("nas/") for f in measured("foundation"))  # it measures the model zoo alone
     assert "benchmarks/common.py" not in measured("scaling")
+    assert "benchmarks/freshness.py" not in measured("proxy_fidelity")  # it picks what to re-run, measures nothing
 
 
 def test_run_all_lists_each_benchmark_as_current_or_stale():
@@ -159,3 +207,36 @@ def test_run_all_lists_each_benchmark_as_current_or_stale():
     verdicts = [line for line in done.stdout.splitlines() if line.startswith("bench_")]
     assert [line.split(":")[0] for line in verdicts] == names
     assert all(": current (measured at " in line or ": STALE (measured at " in line for line in verdicts)
+
+
+def test_commit_is_dirty_for_code_changes_not_for_results(repo, monkeypatch):
+    import common
+
+    monkeypatch.setattr(common, "ROOT", repo)
+    monkeypatch.delenv("BENCH_COMMIT", raising=False)
+    at = commit(repo, "start")
+    stamp(repo, at)  # a results file written (untracked), then changed after a commit
+    assert common.commit() == at
+    at = commit(repo, "results")
+    (repo / "benchmarks/results/bench_demo.md").write_text("# Demo, rewritten\n")
+    assert common.commit() == at
+    (repo / "nas/helper.py").write_text("x = 3\n")
+    assert common.commit() == f"{at}-dirty"
+
+
+def test_from_run_records_the_runs_own_seed_and_controller(tmp_path):
+    """A fix the old (text) staleness rule held back: `--from-run` recorded one run under every default
+    seed and controller."""
+    import yaml
+
+    from bench_search_quality import run_identity
+
+    config = yaml.safe_load((ROOT / "experiments/edgetpu.yaml").read_text())
+    config["run"]["seed"], config["controller"] = 7, {"name": "evolution"}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    assert run_identity(str(tmp_path)) == (7, "evolution")
+    for flag in (["--seeds", "0"], ["--controllers", "mnas"]):
+        done = subprocess.run([sys.executable, str(ROOT / "benchmarks/bench_search_quality.py"), "--from-run",
+                               str(tmp_path), *flag], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert done.returncode == 2 and "its config.yaml" in done.stderr, done.stderr

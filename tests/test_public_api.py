@@ -1,6 +1,6 @@
 """The names a notebook imports from the package roots: they resolve, stay cheap, and work together.
 
-The example in the README's "Python API" section is run here step by step on a tiny search.
+The example of the Python API page (docs/reference/api.md) is run here step by step on a tiny search.
 """
 
 from __future__ import annotations

@@ -245,7 +245,7 @@ def test_search_joins_a_cluster_started_with_ray_start(tmp_path, auth):
         if auth != "disabled":  # a driver without the token gets one line saying what to set
             refused = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path,
                           env={**state, "RAY_AUTH_MODE": "disabled"})
-        # A driver of a cluster with tokens on says so (RAY_AUTH_MODE=token), as the README tells users to.
+        # A driver of a cluster with tokens on says so (RAY_AUTH_MODE=token), as the docs (Scaling out) tell users to.
         driver = {**state, "RAY_AUTH_MODE": "token"} if auth is None else state
         done = nas("search", "--config", config, "--runs-dir", tmp_path / "runs", cwd=tmp_path, env=driver)
     finally:
@@ -323,7 +323,7 @@ print(json.dumps([run_job(config, job).accuracy for job in jobs]))  # here, not 
 
 @pytest.mark.slow
 def test_default_experiment_on_ray(tmp_path):
-    """The README's default experiment, unchanged but for `execution`, on a 2-CPU local cluster."""
+    """The default experiment, unchanged but for `execution`, on a 2-CPU local cluster."""
     data = yaml.safe_load((ROOT / "experiments" / "edgetpu.yaml").read_text())
     data["execution"] = {"backend": "ray", "max_concurrent": 2}
     config = write_config(tmp_path / "edgetpu.yaml", data)

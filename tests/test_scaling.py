@@ -47,7 +47,7 @@ def test_efficientnet_preset_on_b0_gives_the_registry_b0_to_b7():
 
 # Published figures, typed here independently of search_space/registry.py's coefficient tables, so that a
 # typo in a table fails a test instead of being reproduced on both sides of it.
-# EDGETPU.md's S/M/L table and the EfficientNet paper's B0-B7: (width, depth, resolution, dropout).
+# The published S/M/L table (docs/guides/reproducing.md) and the EfficientNet paper's B0-B7: (width, depth, resolution, dropout).
 PUBLISHED_EDGETPU = {
     "efficientnet-edgetpu-S": (1.0, 1.0, 224, 0.2),
     "efficientnet-edgetpu-M": (1.0, 1.1, 240, 0.2),

@@ -73,7 +73,7 @@ def test_edgetpu_preset_writes_the_released_m_and_l(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "efficientnet-edgetpu-L" in out and "preset edgetpu" in out
     published = {"efficientnet-edgetpu-S": (1.0, 1.0, 224, 0.2), "efficientnet-edgetpu-M": (1.0, 1.1, 240, 0.2),
-                 "efficientnet-edgetpu-L": (1.2, 1.4, 300, 0.3)}  # EDGETPU.md, typed independently of the registry
+                 "efficientnet-edgetpu-L": (1.2, 1.4, 300, 0.3)}  # the published table (docs/guides/reproducing.md), typed independently of the registry
     for name, coefficients in published.items():
         written = get_spec(str(tmp_path / f"{name}.yaml"))
         assert written == REGISTRY[name]

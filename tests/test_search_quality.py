@@ -32,7 +32,8 @@ class Surrogate:
     def __init__(self):
         self.space = DEFAULT.space
         self.latency = make_latency_model("sim")
-        self.reward = make_reward(DEFAULT.reward, self.latency.predict_ms(REGISTRY["efficientnet-edgetpu-S"]))
+        self.target_ms = self.latency.predict_ms(REGISTRY["efficientnet-edgetpu-S"])
+        self.reward = make_reward(DEFAULT.reward, self.target_ms)
 
     def __call__(self, decisions):
         spec = self.space.to_spec(decisions)
@@ -47,31 +48,40 @@ def surrogate():
     return Surrogate()
 
 
-def _quarters(controller, objective, trials):
-    rewards = []
+def _run(controller, objective, trials):
+    """Rewards and predicted latencies of `trials` ask/tell rounds, in proposal order."""
+    rewards, latencies = [], []
     for _ in range(trials):
         d = controller.ask()
         rewards.append(objective(d))
+        latencies.append(objective.latency.predict_ms(objective.space.to_spec(d)))
         controller.tell(d, rewards[-1])
+    return np.array(rewards), np.array(latencies)
+
+
+def _quarter_means(rewards):
     q = len(rewards) // 4
-    return np.mean(rewards[:q]), np.mean(rewards[-q:]), rewards
+    return rewards[:q].mean(), rewards[-q:].mean()
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_mnas_reward_rises_over_a_small_budget(surrogate, seed):
-    """Default controller options (batch 8, 4 PPO epochs) plus the robust settings, 64 trials (8
-    updates): the last quarter's mean reward beats the first's by more than a random controller's
-    quarters differ (a sign error in the update, or a policy that never moves, fails here)."""
+# Seeds 5-7: the default's settings were chosen on seeds 0-4 (bench_search_quality's config rows).
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_mnas_meets_the_search_quality_goals_where_random_does_not(surrogate, seed):
+    """The three goals the benchmark judges a real search by, on the default config's controller and
+    reward with a spec-only accuracy, 64 trials (8 PPO updates): the last quarter's mean reward is at
+    least 1.1x the first's and at least 1.15x random search's whole-run mean at the same seed, and the
+    last quarter's median predicted latency is within +-30% of the target. Random search at the same
+    seed is the control. A policy that never moves fails here (random search at other seeds ended 2.1-2.9x
+    over the target on these three), and so does a sign error in the update (telling the controller
+    -reward gave Q4/Q1 of 0.01-0.10 on seeds 5, 6 and 7)."""
     options = dataclasses.replace(DEFAULT.controller_options, **ROBUST)
-    first, last, rewards = _quarters(make_controller("mnas", surrogate.space.cardinalities, options, seed), surrogate, 64)
-    spread = np.std(rewards[:16])  # the near-uniform first batches: the scale of one sample's noise
-    assert last > first + 0.5 * spread, (first, last, spread)
-
-
-def test_random_quarters_do_not_rise_by_that_margin(surrogate):
-    """The margin above is not met by chance: random search's quarters stay within it (seed 0)."""
-    first, last, rewards = _quarters(make_controller("random", surrogate.space.cardinalities, seed=0), surrogate, 64)
-    assert last <= first + 0.5 * np.std(rewards[:16])
+    rewards, latencies = _run(make_controller("mnas", surrogate.space.cardinalities, options, seed), surrogate, 64)
+    random_rewards, _ = _run(make_controller("random", surrogate.space.cardinalities, seed=seed), surrogate, 64)
+    first, last = _quarter_means(rewards)
+    assert last >= 1.1 * first, (first, last)
+    assert last >= 1.15 * random_rewards.mean(), (last, random_rewards.mean())
+    ratio = np.median(latencies[-16:]) / surrogate.target_ms
+    assert abs(ratio - 1) <= 0.3, ratio
 
 
 def test_batch_advantages_raise_the_best_of_a_batch_below_the_baseline():
@@ -111,13 +121,13 @@ def test_unique_proposals_do_not_repeat_until_the_space_is_exhausted():
 # The default proxy's feature maps ------------------------------------------------------------------
 
 def _documented_blind_stages() -> list[int]:
-    """The stages the README says the default proxy cannot see kernels in ([] if it says it sees all)."""
-    text = (ROOT / "README.md").read_text()
+    """The stages the docs say the default proxy cannot see kernels in ([] if they say it sees all)."""
+    text = (ROOT / "docs/guides/search.md").read_text()
     if "default proxy sees the kernel choice of every stage" in text:
         return []
     match = re.search(r"default proxy cannot see the kernel choice of stages ([\d, and]+)", text)
     if match is None:
-        pytest.fail("the README does not state which kernel choices the default proxy can see")
+        pytest.fail("docs/guides/search.md does not state which kernel choices the default proxy can see")
     return [int(s) for s in re.findall(r"\d", match.group(1))]
 
 
@@ -129,13 +139,13 @@ def test_documented_blind_kernel_stages_match_the_default_config():
 
 def test_skeleton_strides_run_late_stages_on_one_pixel():
     """Without `proxy.strides`, at 16 px the skeleton's total stride 32 leaves stages 4 and 5 on 1x1
-    maps only, and stages 3 to 5 blind to their kernel (what the README says of that proxy)."""
+    maps only, and stages 3 to 5 blind to their kernel (what docs/guides/search.md says of that proxy)."""
     proxy = dataclasses.replace(DEFAULT.proxy, strides=None)
     maps = {m.stage: m.sizes for m in stage_maps(DEFAULT.space.skeleton, proxy)}
     assert set(maps[4]) == {1} and set(maps[5]) == {1}
     assert blind_kernel_stages(DEFAULT.space.skeleton, proxy, (3, 5)) == [3, 4, 5]
     assert "without `proxy.strides` it could not see the kernel choice of stages 3, 4 and 5" in (
-        ROOT / "README.md").read_text()
+        ROOT / "docs/guides/search.md").read_text()
 
 
 def test_proxy_strides_let_every_stage_see_its_kernel():

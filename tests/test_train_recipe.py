@@ -83,7 +83,7 @@ def test_moving_average_values_round_trip():
 
 
 def _reference_lr(step, batch, images, epochs_warmup=5):
-    """EDGETPU.md written out: 0.016 * batch / 256, warm-up from 0 over 5 epochs, staircase 0.97 every 2.4."""
+    """The reference recipe (docs/guides/training.md) written out: 0.016 * batch / 256, warm-up from 0 over 5 epochs, staircase 0.97 every 2.4."""
     lr = 0.016 * batch / 256
     steps_per_epoch = images / batch
     warm = int(epochs_warmup * steps_per_epoch)

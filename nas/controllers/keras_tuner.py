@@ -26,14 +26,13 @@ setting silently ignored, and the names say which algorithm runs (`random` is al
   handful of noise-free points the GP's likelihood prefers a length scale of 1e-5, a flat
   acquisition, so the first GP proposals are its random restart points; it learns from about ten.)
   Stock keras-tuner minimises the bound with 50 L-BFGS-B restarts whose gradients are finite
-  differences, one scikit-learn `predict` (0.4-0.6 ms, mostly input validation) per evaluation:
-  about 1,000-2,500 evaluations per restart over 36 decisions, so 22-80 s per proposal (median 38 s)
-  once the GP has a finite length scale, on this project's shared 2-core machine. Two changes make
-  it practical and leave the algorithm alone: (1) the same `GaussianProcessRegressor` (keras-tuner's
-  kernel and settings) with a `predict` that skips the per-call input checks for a fitted model
-  (same formula, bit-identical results, ~0.12 ms): median 8.6 s at 50 restarts; (2) the number of
-  restarts as an option, `acquisition_restarts`, 50 being keras-tuner's and 5 ours: median 1.1 s,
-  90th percentile 2.1 s. `populate_space` is keras-tuner
+  differences, one scikit-learn `predict` (mostly input validation) per evaluation, and thousands of
+  evaluations per restart over 36 decisions: on a small CPU one proposal costs more than a proxy
+  training. Two changes make it practical and leave the algorithm alone: (1) the same
+  `GaussianProcessRegressor` (keras-tuner's kernel and settings) with a `predict` that skips the
+  per-call input checks for a fitted model (same formula, bit-identical results); (2) the number of
+  restarts as an option, `acquisition_restarts`, 50 being keras-tuner's and 5 ours. (No benchmark
+  measures proposal times yet; the Benchmarks page holds only what one does.) `populate_space` is keras-tuner
   1.4.8's line for line apart from that count; a test checks that at 50 restarts it proposes exactly
   what the stock oracle does.
 - **Hyperband** (`HyperbandOracle`): brackets of successive halving. A trial's `tuner/epochs` out of
@@ -51,7 +50,7 @@ oracle's random state and the data its GP was last fitted on) is in `state()`, a
 snapshot-loaded controller proposes exactly what the original would. The oracle writes no project
 files (its `save` is a no-op): the run directory's `controller.json` is its only persistence.
 
-keras-tuner imports TensorFlow (5-15 s): it is imported when one of these controllers is made,
+keras-tuner imports TensorFlow (slow to import): it is imported when one of these controllers is made,
 never when `nas.controllers` is imported.
 """
 

@@ -10,7 +10,7 @@ so one loader maps either onto the builder's layers by name and checks every sha
   registered model. It holds `<name>/ExponentialMovingAverage` twins of every model variable, which the
   reference evaluation restores, so they are preferred (`use_ema=False` takes the raw weights), and
   optimizer slots and `global_step`, which are ignored. Its fused blocks were trained with the stride
-  on the 1x1 project conv (CHECKPOINTS.md), so it is built with `fused_stride_on="project"` unless
+  on the 1x1 project conv (docs/guides/reproducing.md, "The checkpoint layout"), so it is built with `fused_stride_on="project"` unless
   the caller says otherwise.
 """
 

@@ -21,11 +21,10 @@ Same proposals need same rewards, and a trial's accuracy depends on TensorFlow's
 count: its CPU kernels split their sums by it, even with op determinism, and a few epochs of training
 amplify the round-off. With the same threads a trial gives bit-identical results in a worker and in
 process (tests/test_local_parallel.py runs its one-at-a-time reference with a worker's threads). At
-the default thread count (all cores) it does not: on 2 cores (1 thread per worker against 2), the
-tiny test search's losses differed in their last digits and 1 accuracy of 9 by a validation image,
-but the default experiment's first 9 trials (the same architectures) differed by up to 0.075 in
-accuracy, about the proxy's seed-to-seed noise, and the proposals parted from trial 10 on. A run
-repeats exactly for the same `max_concurrent` on the same number of cores.
+the default thread count (all cores) it does not: a worker has fewer threads than a one-at-a-time
+run, so the same architecture's accuracy can differ by about the proxy's seed-to-seed noise, and
+once rewards differ the proposals part (docs/guides/scaling-out.md; measured figures: the Benchmarks
+page). A run repeats exactly for the same `max_concurrent` on the same number of cores.
 
 Snapshots. Asking stops at each multiple of `SNAPSHOT_EVERY` until every trial before it is told;
 then `controller.json` is written, holding only told trials as in the one-at-a-time loop (for mnas'

@@ -17,7 +17,7 @@ from nas.common.schema import setting
 
 SOFT = (-0.07, -0.07)
 HARD = (0.0, -1.0)
-TUNAS_BETA = -0.1  # the reference notes' value for TuNAS's absolute reward
+TUNAS_BETA = -0.1  # TuNAS's published value for its absolute reward (docs/concepts.md, "The reward")
 KINDS = ("soft", "hard", "absolute")
 
 

@@ -1,6 +1,6 @@
 """The training checkpoint: one TF1-style file that is both the export checkpoint and the resume state.
 
-It is written in the layout `nas.checkpoints` reads (CHECKPOINTS.md): `spec.yaml` beside
+It is written in the layout `nas.deploy.checkpoints` reads (docs/guides/reproducing.md, "The checkpoint layout"): `spec.yaml` beside
 `model.ckpt-<step>.{index,data-*}` and a `checkpoint` state file naming it; the raw weights under the
 reference names `<model>/<scope>/<weight>`, their moving averages under `.../ExponentialMovingAverage`
 (which `load_model` prefers, so export and eval get the averaged weights, as with a released
