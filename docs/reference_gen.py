@@ -65,7 +65,9 @@ MEANINGS = {
     "run.seed": "seeds the controller and every trial (any non-negative integer; a run repeats exactly)",
     "run.trials": "how many architectures the search proposes and trains",
     "run.top_k": "how many of the best specs are written to `top/<rank>.yaml`",
-    "latency.source": "a registered latency source: `sim` (the Edge TPU cost model), `lut:PATH`, `tflite-cpu`, `edgetpu`",
+    "latency.source": "a registered latency source: `sim` (the Edge TPU cost model), `lut:PATH` (relative to the "
+                      "config file), `tflite-cpu`, `edgetpu`, or `auto` (`edgetpu` when an Edge TPU is usable here, "
+                      "else `sim`; the run's config records which)",
     "latency.target_ms": "the latency target in milliseconds (instead of `target_model`)",
     "reward.kind": "`soft` (MNAS), `hard` (MNAS's hard constraint) or `absolute` (TuNAS)",
     "reward.alpha": "the exponent applied at or under the target (soft, hard); null: the kind's published value",

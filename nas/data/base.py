@@ -75,7 +75,7 @@ class DataConfig:
     """`data:` in a search config."""
 
     source: str = "offline"  # a name in DATA_SOURCES
-    path: str | None = None  # directory, imagenet
+    path: str | None = None  # directory, imagenet; relative to the config file, ~ expanded
     name: str | None = None  # tfds
     train_split: str = "train"  # tfds
     val_split: str | None = None  # tfds; null: hold out val_fraction of the training split
