@@ -1,6 +1,6 @@
 """The `train:` section, its presets, and the choices made from the data's size.
 
-`reference` is tensorflow/tpu efficientnet's recipe, exactly (EDGETPU.md, "Training"): RMSProp (TF1:
+`reference` is tensorflow/tpu efficientnet's recipe, exactly (docs/training.md): RMSProp (TF1:
 decay 0.9, momentum 0.9, epsilon 1e-3 inside the root, accumulator at ones), base rate 0.016 x batch /
 256, 5 warm-up epochs then 0.97 every 2.4 epochs (staircase, from step 0), label smoothing 0.1, L2 1e-5
 in the loss, EMA 0.9999 with num_updates, distorted bounding-box crop + flip, batch 2048, 350 epochs.

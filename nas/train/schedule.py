@@ -3,7 +3,7 @@
 `reference` is tensorflow/tpu efficientnet's `utils.build_learning_rate` with main.py's arguments:
 `tf.train.exponential_decay(lr, step, steps_per_epoch * 2.4, 0.97, staircase=True)`, replaced by a
 linear warm-up `lr * step / int(5 * steps_per_epoch)` while `step < int(5 * steps_per_epoch)`. The decay
-counts from step 0, so at the end of warm-up the rate drops to the already-decayed value (EDGETPU.md).
+counts from step 0, so at the end of warm-up the rate drops to the already-decayed value (docs/training.md).
 `steps_per_epoch` is a float there (`num_train_images / batch`), and so it is here.
 """
 
