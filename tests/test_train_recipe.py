@@ -3,6 +3,7 @@ reference's TF1 training graph is tests/test_train_tf1.py."""
 
 import math
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -20,7 +21,7 @@ def _grads(steps, shape, seed=0):
 def test_first_rmsprop_step_uses_ones_accumulator():
     var = tf.Variable([1.0])
     opt = Optimizer(OptimizerConfig(), [var], ["w"])
-    opt.apply(var, tf.constant([1.0]), opt.slots[0][0], opt.slots[1][0], tf.constant(0.1), 0)
+    opt.apply(var, tf.constant([1.0]), [opt.slots[0][0], opt.slots[1][0]], tf.constant(0.1), 0)
     # ms = 0.9 * 1 + 0.1 * 1 = 1; mom = 0.1 * 1 / sqrt(1 + 1e-3)
     assert var.numpy()[0] == pytest.approx(1.0 - 0.1 / math.sqrt(1.001), rel=1e-6)
 
@@ -31,9 +32,22 @@ def test_adam_matches_tf1():
     opt = Optimizer(OptimizerConfig("adam", momentum=0.9, epsilon=1e-7), [ours], ["w"])
     ref = tf.compat.v1.train.AdamOptimizer(0.01, beta1=0.9, beta2=0.999, epsilon=1e-7)
     for i, g in enumerate(_grads(5, (5,))):
-        opt.apply(ours, tf.constant(g), opt.slots[0][0], opt.slots[1][0], tf.constant(0.01), i)
+        opt.apply(ours, tf.constant(g), [opt.slots[0][0], opt.slots[1][0]], tf.constant(0.01), i)
         ref.apply_gradients([(tf.constant(g), theirs)])
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5)
+
+
+def test_sgd_is_keras_nesterov_momentum():
+    """The proxy's `sgd` (the shared step, one slot): Keras's SGD with Nesterov momentum, step by step."""
+    init = np.linspace(-1, 1, 6).astype(np.float32)
+    ours, theirs = tf.Variable(init), keras.Variable(init)
+    opt = Optimizer(OptimizerConfig("sgd", momentum=0.8), [ours], ["w"])
+    ref = keras.optimizers.SGD(0.05, momentum=0.8, nesterov=True)
+    assert opt.slot_names == ("Momentum",)
+    for i, g in enumerate(_grads(6, (6,))):
+        opt.apply(ours, tf.constant(g), [opt.slots[0][0]], tf.constant(0.05), i)
+        ref.apply_gradients([(tf.constant(g), theirs)])
+        np.testing.assert_allclose(ours.numpy(), keras.ops.convert_to_numpy(theirs), rtol=1e-6, atol=1e-7)
 
 
 def test_moving_average_values_round_trip():
@@ -45,7 +59,7 @@ def test_moving_average_values_round_trip():
 
 
 def _reference_lr(step, batch, images, epochs_warmup=5):
-    """EDGETPU.md written out: 0.016 * batch / 256, warm-up from 0 over 5 epochs, staircase 0.97 every 2.4."""
+    """The reference's schedule (docs/training.md) written out: 0.016 * batch / 256, warm-up from 0 over 5 epochs, staircase 0.97 every 2.4."""
     lr = 0.016 * batch / 256
     steps_per_epoch = images / batch
     warm = int(epochs_warmup * steps_per_epoch)

@@ -61,9 +61,9 @@ class Trainer:
         def apply(dist, grads, lr, step):
             reduced = dist.extended.batch_reduce_to(tf.distribute.ReduceOp.SUM, list(zip(grads, tvars)))
             updates = []
-            for g, v, a, b in zip(reduced, tvars, opt.slots[0], opt.slots[1]):
+            for g, v, *slots in zip(reduced, tvars, *opt.slots):
                 updates.append(dist.extended.update(
-                    v, lambda var, g, a, b: opt.apply(var, g, a, b, lr, step), args=(g, a, b), group=False))
+                    v, lambda var, g, *slots: opt.apply(var, g, slots, lr, step), args=(g, *slots), group=False))
             if not average:
                 return
             # The average sees the incremented step, as TF1's did.
