@@ -42,6 +42,7 @@ def spec_features(spec: ModelSpec, entry_ms: Callable[[tuple], float]) -> np.nda
 TERMS = (*FEATURES, "intercept")
 HUBER_DELTA = 0.03  # relative error beyond which a row counts linearly, not squared
 MIN_GAIN = 0.10  # a term must cut the leave-one-out loss by this share: less is what noise alone gives
+ROWS_PER_TERM = 5  # fewer measured models than this per term cannot show that a term helps
 
 
 @dataclass(frozen=True)
@@ -138,8 +139,9 @@ class Calibration:
     sum_spearman: float
 
     def describe(self) -> list[str]:
-        return [f"{' + '.join(c.terms):38s} leave-one-out Huber {1e4 * c.loo_loss:7.2f}e-4, Spearman "
-                f"{c.loo_spearman:.3f}: {c.verdict}" for c in self.candidates]
+        return [f"{' + '.join(c.terms):38s} " + ("" if math.isnan(c.loo_loss) else
+                f"leave-one-out Huber loss {1e4 * c.loo_loss:7.2f}e-4, Spearman {c.loo_spearman:.3f}: ") + c.verdict
+                for c in self.candidates]
 
 
 def _spearman(a, b) -> float:
@@ -159,12 +161,10 @@ def fit_correction(features: np.ndarray, measured_ms: Sequence[float]) -> Calibr
     chosen = ("table_ms",)
 
     def evaluate(terms):
-        if len(y) <= len(terms) + 1:
-            return math.inf, float("nan")
         loo = leave_one_out(features, y, terms)
         return huber_loss(loo / y - 1), _spearman(loo, y)
 
-    best_loss, best_rho = evaluate(chosen)
+    best_loss, best_rho = evaluate(chosen) if len(y) > 2 else (math.nan, math.nan)
     candidates = [Candidate(chosen, best_loss, best_rho, "kept")]
     while True:
         trials = []
@@ -172,6 +172,9 @@ def fit_correction(features: np.ndarray, measured_ms: Sequence[float]) -> Calibr
             if term in chosen:
                 continue
             terms = (*chosen, term)
+            if len(y) < ROWS_PER_TERM * len(terms):
+                trials.append(Candidate(terms, math.nan, math.nan, f"not tried: fewer than {ROWS_PER_TERM} models per term"))
+                continue
             loss, rho = evaluate(terms)
             if not loss < (1 - MIN_GAIN) * best_loss:
                 verdict = f"refused: leave-one-out error not {100 * MIN_GAIN:.0f}% lower"
