@@ -88,6 +88,8 @@ class Fingerprint:
             raise UserError(f"{where}: the machine fingerprint is not valid; measure it again") from None
 
     def describe(self) -> str:
+        if self.isa == "any":  # the cost model: the same numbers on every machine
+            return f"{self.device}, {self.source} {self.quantization} (any machine)"
         return (f"{self.device} ({self.isa}; {self.cores} cores), {self.source} {self.quantization}, "
                 f"{self.threads} thread{'s' if self.threads != 1 else ''}, LiteRT {self.litert}, "
                 f"TensorFlow {self.tensorflow}")
