@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     from latency.fingerprint import Fingerprint
     from latency.layer_models import layers_to_tflite, signature_invokes
     from latency.measure import interpreter_invoke, spec_to_tflite, time_warm
-    from latency.profiling import sample_architectures
+    from latency.profiling import PROBE_TOLERANCE, make_profiler, sample_architectures
     from search_space.registry import REGISTRY
     from search_space.space import SearchSpace
     from search_space.tflite import load_interpreter
@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     specs += [sized.to_spec(d) for d in sample_architectures(space, args.models - 1, seed=0)]
     rows = []
     load = [os.getloadavg()[0]]
+    profiler = make_profiler("tflite-cpu")  # for its probe: timed before and after every model's window
+    probes = [profiler.probe_ms()]
     for n, spec in enumerate(specs):
         layers = list({layer.key: layer for layer in spec.layers()}.values())
         new_file = layers_to_tflite(layers, spec)
@@ -94,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         new = {layer.key: t.ms for layer, t in
                zip(layers, time_warm(signature_invokes(new_file, len(layers)), args.warmup, args.repeats))}
         measured = time_warm([model], args.warmup, args.repeats)[0].ms
+        probes.append(profiler.probe_ms())
         before = sum(old[layer.key] for layer in spec.layers())
         after = sum(new[layer.key] for layer in spec.layers())
         rows.append((spec.name, len(spec.layers()), measured, before, after))
@@ -123,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", f"Median measured / sum: before {statistics.median(ratios_before):.3f} (spread "
               f"{min(ratios_before):.3f}-{max(ratios_before):.3f}), after {statistics.median(ratios_after):.3f} "
               f"(spread {min(ratios_after):.3f}-{max(ratios_after):.3f}).", ""]
+    spread = max(probes) / min(probes) - 1
+    lines += [f"Probe (efficientnet-edgetpu-S at 96, timed before and after every row): best {min(probes):.3f} ms, "
+              f"spread {100 * spread:.1f}%: " + ("quiet enough (tolerance "
+              f"{100 * PROBE_TOLERANCE:.0f}%)." if spread <= PROBE_TOLERANCE else
+              f"**machine too noisy: probe spread {100 * spread:.0f}%; these ratios confirm nothing.**"), ""]
     write_stamped(Path(args.output), "\n".join(lines))
     print("\n".join(lines))
     return 0

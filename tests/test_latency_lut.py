@@ -1,6 +1,5 @@
 """Lookup tables, calibration and measurement on a tiny space (2 stages at 32x32): real conversions."""
 
-import dataclasses
 import random
 import subprocess
 import sys
