@@ -65,11 +65,17 @@ def compile_for_edgetpu(content: bytes) -> bytes:
         return compiled.read_bytes()
 
 
-def time_on_edgetpu(contents: Sequence[bytes], warmup: int, repeats: int):
-    """Compile each int8 model, run it through the Edge TPU delegate, time it (interleaved)."""
-    from latency.measure import interpreter_invoke, time_interleaved
+def edgetpu_invokes(contents: Sequence[bytes]) -> list:
+    """Compile each int8 model and load it with the Edge TPU delegate: one bare-invoke callable each."""
+    from latency.measure import interpreter_invoke
     from search_space.tflite import load_interpreter
 
     delegate = load_edgetpu_delegate()
-    invokes = [interpreter_invoke(load_interpreter(compile_for_edgetpu(c), delegates=[delegate])) for c in contents]
-    return time_interleaved(invokes, warmup, repeats)
+    return [interpreter_invoke(load_interpreter(compile_for_edgetpu(c), delegates=[delegate])) for c in contents]
+
+
+def time_on_edgetpu(contents: Sequence[bytes], warmup: int, repeats: int):
+    """Compile each int8 model, run it through the Edge TPU delegate, time it (`time_warm`)."""
+    from latency.measure import time_warm
+
+    return time_warm(edgetpu_invokes(contents), warmup, repeats)

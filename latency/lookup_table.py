@@ -1,9 +1,11 @@
 """Per-layer latency lookup tables: the file, its checks, and prediction without TensorFlow.
 
 A table is a CSV file any spreadsheet opens: `#` header lines name the format version, the source it
-was profiled on, the device, the quantisation, library versions, the search space (a fingerprint
-plus the space itself as JSON) and resolution it covers, and the calibration once one is fitted;
-then one row per layer shape (`Layer.key` fields) with min / median / max ms.
+was profiled on, the device, the quantisation, library versions, the machine fingerprint and the
+measurement run (`latency.fingerprint`) with the run's best probe time, the search space (a hash plus
+the space itself as JSON) and resolution it covers, and the calibration once one is fitted (with the
+run its measurements came from); then one row per layer shape (`Layer.key` fields) with min / median
+/ max ms and the probe time of the batch it was measured in.
 
 Prediction sums the entries of a spec's layers and, when the table is calibrated, applies the
 fitted correction (`latency.calibration`). `SpaceTable` goes further for whole search spaces: the
@@ -31,10 +33,11 @@ from search_space.files import write_text
 from search_space.space import DECISIONS, SearchSpace
 from search_space.spec import Layer, ModelSpec
 
-FORMAT = "edgetpu-nas latency lookup table v1"
+FORMAT = "edgetpu-nas latency lookup table v2"
+OLD_FORMATS = ("edgetpu-nas latency lookup table v1",)
 KEY_FIELDS = ("kind", "in_size", "in_ch", "expanded_ch", "out_ch", "kernel", "stride", "expand_ratio", "se_ch",
               "residual", "fused_stride_on")
-VALUE_FIELDS = ("ms", "min_ms", "median_ms", "max_ms", "repeats")
+VALUE_FIELDS = ("ms", "min_ms", "median_ms", "max_ms", "repeats", "probe_ms")
 _INT_FIELDS = {"in_size", "in_ch", "expanded_ch", "out_ch", "kernel", "stride", "expand_ratio", "se_ch"}
 
 
@@ -80,6 +83,12 @@ class LookupTable:
             if line.startswith("#"):
                 name, _, value = line[1:].partition(":")
                 header[name.strip()] = value.strip()
+        if header.get("format") in OLD_FORMATS:
+            # Refused, not loaded with a warning: a v1 table cannot say whether its layers and its
+            # calibration come from one machine and one day, and mixed ones ranked worse than no
+            # correction at all; rebuilding is one command.
+            raise UserError(f"lookup table '{path}' has no machine fingerprint (format v1): where and when its "
+                            "pieces were measured cannot be checked; rebuild it with 'nas latency build-lut'")
         if header.get("format") != FORMAT:
             raise UserError(f"'{path}' is not a latency lookup table of this version (expected a "
                             f"'# format: {FORMAT}' line); rebuild it with 'nas latency build-lut'")
@@ -137,11 +146,30 @@ class LookupTable:
     # prediction ------------------------------------------------------------------------------
 
     @property
+    def fingerprint(self):
+        from latency.fingerprint import Fingerprint
+
+        if "fingerprint" not in self.header:
+            raise UserError(f"lookup table '{self.name}' has no machine fingerprint; rebuild it with 'nas latency build-lut'")
+        return Fingerprint.from_json(self.header["fingerprint"], f"lookup table '{self.name}'")
+
+    def describe_origin(self) -> str:
+        """Which machine the table describes, for a user reading a prediction."""
+        return (f"table measured on {self.fingerprint.describe()}, run {self.header.get('run')}"
+                + (", calibrated" if self.header.get("calibration") else ", uncalibrated"))
+
+    @property
     def correction(self):
         from latency.calibration import Correction
+        from latency.fingerprint import check_same_run
 
         text = self.header.get("calibration")
-        return Correction.from_json(text) if text else None
+        if not text:
+            return None
+        check_same_run(f"the calibration of lookup table '{self.name}'", self.header.get("calibrated_run", "none"),
+                       "its layers", self.header.get("run", "none"),
+                       "run 'nas latency calibrate' again (with a new --measurements file)")
+        return Correction.from_json(text)
 
     def sum_ms(self, spec: ModelSpec) -> float:
         return sum(self.entry_ms(layer.key) for layer in spec.layers())

@@ -1,18 +1,23 @@
 """Timing TFLite models with the LiteRT interpreter on this CPU, guarded against a noisy machine.
 
 Guards: one interpreter thread (`threads`, default 1: multi-threaded timings on a shared machine
-measure the neighbours), warm-up invokes before timing (first invokes pay for allocation, XNNPACK
-packing and cold caches), many repeats, and interleaving (several models are timed round-robin, so
-a burst of load from someone else hits all of them alike instead of one model's whole sample).
-Every timing keeps min / median / max. Noise on a shared machine only ever *adds* time, so the
-minimum is the most repeatable estimate of a model's own cost: `Timing.ms` is that minimum, and the
-lookup tables and calibration use it; the median and max are reported so the noise is visible.
+measure the neighbours), pinned to one core where the OS allows (`pinned`), and a bare `invoke` on
+inputs set once, so only the model's own work is timed. Layers for lookup tables and whole models
+are timed by the same `time_warm`: in a few rounds, each model gets its warm-up invokes right before
+its own block of timed invokes (a model runs warm, as it does in an inference loop; a layer timed
+straight after 39 others would run with cold caches that no layer inside a model sees), and the
+rounds spread each model's sample over time. Every timing keeps min / median / max. Noise on a shared
+machine only ever *adds* time, so the minimum is the most repeatable estimate of a model's own cost:
+`Timing.ms` is that minimum; the median and max are reported so the noise is visible. Noise that lasts
+a whole window is the probe's job (`latency.profiling`).
 
 TensorFlow is imported only to build and convert models (`spec_to_tflite`, `keras_file_to_tflite`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import statistics
 import time
@@ -27,6 +32,7 @@ from search_space.spec import ModelSpec
 
 WARMUP = 5
 REPEATS = 30
+ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -47,21 +53,45 @@ class Timing:
                 f"{self.repeats}, {self.threads} thread{'s' if self.threads != 1 else ''})")
 
 
-def time_interleaved(invokes: Sequence[Callable[[], object]], warmup: int = WARMUP, repeats: int = REPEATS,
-                     threads: int = 1) -> list[Timing]:
-    """Time each callable `repeats` times, round-robin across them, after `warmup` calls each."""
+@contextlib.contextmanager
+def pinned(threads: int = 1):
+    """Run the block on one core (the last this process may use) when timing one thread, where the OS
+    allows; yields the core, or None. LiteRT runs a one-thread invoke on the calling thread."""
+    if threads != 1 or not hasattr(os, "sched_setaffinity"):
+        yield None
+        return
+    try:
+        allowed = os.sched_getaffinity(0)
+        core = max(allowed)
+        os.sched_setaffinity(0, {core})
+    except OSError:
+        yield None
+        return
+    try:
+        yield core
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
+def time_warm(invokes: Sequence[Callable[[], object]], warmup: int = WARMUP, repeats: int = REPEATS,
+              threads: int = 1, rounds: int = ROUNDS) -> list[Timing]:
+    """Time each callable `repeats` times in `rounds` rounds; in every round, each gets `warmup` untimed
+    calls right before its block of timed calls."""
     if repeats < 1 or warmup < 0:
         raise UserError(f"repeats must be at least 1 and warm-up at least 0 (got {repeats}, {warmup})")
-    for invoke in invokes:
-        for _ in range(warmup):
-            invoke()
+    rounds = max(1, min(rounds, repeats))
     samples: list[list[float]] = [[] for _ in invokes]
     clock = time.perf_counter_ns
-    for _ in range(repeats):
-        for invoke, out in zip(invokes, samples):
-            start = clock()
-            invoke()
-            out.append((clock() - start) / 1e6)
+    with pinned(threads):
+        for r in range(rounds):
+            block = math.ceil(repeats * (r + 1) / rounds) - math.ceil(repeats * r / rounds)
+            for invoke, out in zip(invokes, samples):
+                for _ in range(warmup):
+                    invoke()
+                for _ in range(block):
+                    start = clock()
+                    invoke()
+                    out.append((clock() - start) / 1e6)
     return [Timing(min(s), statistics.median(s), max(s), repeats, threads) for s in samples]
 
 
@@ -88,11 +118,11 @@ def interpreter_invoke(interp) -> Callable[[], object]:
 
 def time_tflite(models: Sequence[bytes | str | os.PathLike], threads: int = 1, warmup: int = WARMUP,
                 repeats: int = REPEATS, delegates: list | None = None) -> list[Timing]:
-    """Time whole .tflite models (file paths or bytes), interleaved."""
+    """Time whole .tflite models (file paths or bytes) with `time_warm`."""
     from search_space.tflite import load_interpreter
 
     interps = [load_interpreter(m, num_threads=threads, delegates=delegates) for m in models]
-    return time_interleaved([interpreter_invoke(i) for i in interps], warmup, repeats, threads)
+    return time_warm([interpreter_invoke(i) for i in interps], warmup, repeats, threads)
 
 
 # Building what is timed (TensorFlow from here on) ---------------------------------------------

@@ -1,8 +1,9 @@
 """One Keras builder for every family: it walks the ops (`search_space.ops`) of `ModelSpec.layers()`.
 
 Layer names mirror the reference's TF1 variable scopes with '.' for '/' (Keras forbids '/'):
-`stem.conv2d`, `blocks_3.tpu_batch_normalization_1`, `blocks_5.se.conv2d`, `head.dense`, so a
-released checkpoint variable `<model>/<scope>/<weight>` maps to layer `<scope with .>`.
+`stem.conv2d`, `blocks_3.tpu_batch_normalization_1`, `blocks_5.se.conv2d`, `head.dense`, written and
+read only through `search_space.layer_names`, so a released checkpoint variable
+`<model>/<scope>/<weight>` maps to layer `<scope with .>`.
 Initialisers are the reference's: conv kernels N(0, sqrt(2 / fan_out)), dense U(+-1/sqrt(out)).
 """
 
@@ -14,6 +15,7 @@ import math
 import keras
 from keras import layers as kl
 
+from search_space import layer_names as ln
 from search_space.ops import Op, block_kinds
 from search_space.spec import Layer, ModelSpec
 
@@ -25,15 +27,14 @@ _ACTIVATIONS = {"relu": "relu", "relu6": "relu6", "swish": "swish"}
 class _Scope:
     """Names layers `<scope>.<type>`, `<scope>.<type>_1`, ... in creation order, as TF1 layers did."""
 
-    def __init__(self, scope: str):
-        self.scope = scope
-        self.counts: collections.Counter[str] = collections.Counter()
+    def __init__(self, role: str, block: int | None):
+        self.role, self.block = role, block
+        self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
 
-    def __call__(self, kind: str, sub: str = "") -> str:
-        key = f"{sub}.{kind}" if sub else kind
-        n = self.counts[key]
-        self.counts[key] += 1
-        return f"{self.scope}.{key}" + (f"_{n}" if n else "")
+    def __call__(self, kind: str, sub: str = "") -> ln.LayerName:
+        n = self.counts[sub, kind]
+        self.counts[sub, kind] += 1
+        return ln.LayerName(self.role, self.block, kind, sub, n)
 
 
 class _Ops:
@@ -50,76 +51,74 @@ class _Ops:
             self.seed += 1
         return base.__class__.from_config(config)
 
-    def conv(self, x, name, filters, kernel, stride=1, use_bias=False):
+    def conv(self, x, name: ln.LayerName, filters, kernel, stride=1, use_bias=False):
         return kl.Conv2D(
             filters, kernel, strides=stride, padding="same", use_bias=use_bias,
-            kernel_initializer=self._init(CONV_INIT), name=name,
+            kernel_initializer=self._init(CONV_INIT), name=name.keras,
         )(x)
 
-    def depthwise(self, x, name, kernel, stride):
+    def depthwise(self, x, name: ln.LayerName, kernel, stride):
         return kl.DepthwiseConv2D(
             kernel, strides=stride, padding="same", use_bias=False,
-            depthwise_initializer=self._init(CONV_INIT), name=name,
+            depthwise_initializer=self._init(CONV_INIT), name=name.keras,
         )(x)
 
-    def bn(self, x, name, activate=True):
-        x = kl.BatchNormalization(momentum=self.spec.bn_momentum, epsilon=self.spec.bn_epsilon, name=name)(x)
-        return kl.Activation(self.act, name=name + ".act")(x) if activate else x
+    def bn(self, x, name: ln.LayerName, activate=True):
+        x = kl.BatchNormalization(momentum=self.spec.bn_momentum, epsilon=self.spec.bn_epsilon, name=name.keras)(x)
+        return kl.Activation(self.act, name=name.activated().keras)(x) if activate else x
 
 
 def _conv(ops: _Ops, x, op: Op, name: _Scope):
-    return ops.conv(x, name("conv2d"), op.out_ch, op.kernel, op.stride)
+    return ops.conv(x, name(ln.CONV), op.out_ch, op.kernel, op.stride)
 
 
 def _se(ops: _Ops, x, op: Op, name: _Scope):
-    se = kl.GlobalAveragePooling2D(keepdims=True, name=name("pool", "se"))(x)
-    se = ops.conv(se, name("conv2d", "se"), op.hidden, 1, use_bias=True)
-    se = kl.Activation(ops.act, name=name("act", "se"))(se)
-    se = ops.conv(se, name("conv2d", "se"), op.out_ch, 1, use_bias=True)
-    se = kl.Activation("sigmoid", name=name("gate", "se"))(se)
-    return kl.Multiply(name=name("excite", "se"))([x, se])
+    se = kl.GlobalAveragePooling2D(keepdims=True, name=name("pool", "se").keras)(x)
+    se = ops.conv(se, name(ln.CONV, "se"), op.hidden, 1, use_bias=True)
+    se = kl.Activation(ops.act, name=name("act", "se").keras)(se)
+    se = ops.conv(se, name(ln.CONV, "se"), op.out_ch, 1, use_bias=True)
+    se = kl.Activation("sigmoid", name=name("gate", "se").keras)(se)
+    return kl.Multiply(name=name("excite", "se").keras)([x, se])
 
 
 def _pool(ops: _Ops, x, op: Op, name: _Scope):
     # Whole-map average pooling, not a MEAN reduction: the reference's Edge TPU-friendly choice.
-    return kl.Flatten(name=name("flatten"))(kl.AveragePooling2D(pool_size=op.in_size, name=name("pool"))(x))
+    pooled = kl.AveragePooling2D(pool_size=op.in_size, name=name("pool").keras)(x)
+    return kl.Flatten(name=name("flatten").keras)(pooled)
 
 
 def _dense(ops: _Ops, x, op: Op, name: _Scope):
     if ops.spec.dropout > 0:
-        x = kl.Dropout(ops.spec.dropout, name=name("dropout"))(x)
-    return kl.Dense(op.out_ch, kernel_initializer=ops._init(DENSE_INIT), name=name("dense"))(x)
+        x = kl.Dropout(ops.spec.dropout, name=name("dropout").keras)(x)
+    return kl.Dense(op.out_ch, kernel_initializer=ops._init(DENSE_INIT), name=name(ln.DENSE).keras)(x)
 
 
 # Each op kind of search_space.ops as Keras layers; convs are followed by their batch norm there.
 _KERAS = {
     "conv": _conv,
     "conv1x1": _conv,
-    "depthwise": lambda ops, x, op, name: ops.depthwise(x, name("depthwise_conv2d"), op.kernel, op.stride),
+    "depthwise": lambda ops, x, op, name: ops.depthwise(x, name(ln.DEPTHWISE), op.kernel, op.stride),
     "se": _se,
     "pool": _pool,
     "dense": _dense,
 }
 
 
-def _apply(ops: _Ops, x, layer: Layer, scope: str, drop_connect: bool):
-    """The layer's ops in order, named in the reference's scope `scope`."""
-    inputs, name = x, _Scope(scope)
+def _apply(ops: _Ops, x, layer: Layer, block: int, drop_connect: bool):
+    """The layer's ops in order, named in the reference's scope: `blocks_<block>`, or the layer's role."""
+    inputs = x
+    name = _Scope(ln.BLOCKS, block) if layer.kind in block_kinds() else _Scope(layer.kind, None)
     for op in layer.ops:
         if op.kind == "add":
             drop = 1.0 - layer.survival_prob
             if drop > 0 and drop_connect:
-                x = kl.Dropout(drop, noise_shape=(None, 1, 1, 1), name=name("drop_connect"))(x)
-            x = kl.Add(name=name("add"))([x, inputs])
+                x = kl.Dropout(drop, noise_shape=(None, 1, 1, 1), name=name("drop_connect").keras)(x)
+            x = kl.Add(name=name("add").keras)([x, inputs])
             continue
         x = _KERAS[op.kind](ops, x, op, name)
         if op.norm:
-            x = ops.bn(x, name("tpu_batch_normalization"), activate=op.act)
+            x = ops.bn(x, name(ln.BATCH_NORM), activate=op.act)
     return x
-
-
-def _scope(layer: Layer, block_index: int) -> str:
-    return f"blocks_{block_index}" if layer.kind in block_kinds() else layer.kind
 
 
 def build_model(
@@ -131,7 +130,7 @@ def build_model(
     inputs = keras.Input((spec.resolution, spec.resolution, 3), batch_size=batch_size, name="images")
     x = inputs
     for i, layer in enumerate(spec.layers()):
-        x = _apply(ops, x, layer, _scope(layer, i - 1), drop_connect)
+        x = _apply(ops, x, layer, i - 1, drop_connect)
     return keras.Model(inputs, x, name=spec.name)
 
 
@@ -142,7 +141,7 @@ def build_layer_model(layer: Layer, spec: ModelSpec, seed: int | None = None) ->
     """
     ops = _Ops(spec, seed)
     inputs = keras.Input((layer.in_size, layer.in_size, layer.in_ch), batch_size=1, name="x")
-    return keras.Model(inputs, _apply(ops, inputs, layer, _scope(layer, 0), drop_connect=False))
+    return keras.Model(inputs, _apply(ops, inputs, layer, 0, drop_connect=False))
 
 
 def trainable_params(model: keras.Model) -> int:
@@ -150,16 +149,17 @@ def trainable_params(model: keras.Model) -> int:
 
 
 # Keras 3 calls every conv weight "kernel"; the reference's depthwise layers called it so.
-_REFERENCE_WEIGHT_NAMES = {"depthwise_conv2d": {"kernel": "depthwise_kernel"}}
+_REFERENCE_WEIGHT_NAMES = {ln.DEPTHWISE: {"kernel": "depthwise_kernel"}}
 
 
 def reference_weight_map(model: keras.Model) -> dict[str, "keras.Variable"]:
     """`{reference TF1 variable name: Keras variable}` for every weight of a built model."""
     mapping = {}
     for layer in model.layers:
-        scope = layer.name.replace(".", "/")
-        kind = scope.rsplit("/", 1)[-1].rstrip("_0123456789")
-        renames = _REFERENCE_WEIGHT_NAMES.get(kind, {})
+        if not layer.weights:
+            continue
+        name = ln.parse(layer.name)
+        renames = _REFERENCE_WEIGHT_NAMES.get(name.kind, {})
         for weight in layer.weights:
-            mapping[f"{model.name}/{scope}/{renames.get(weight.name, weight.name)}"] = weight
+            mapping[f"{model.name}/{name.reference_scope}/{renames.get(weight.name, weight.name)}"] = weight
     return mapping

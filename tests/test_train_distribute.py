@@ -47,18 +47,22 @@ def _metrics(run_dir):
     return np.array([[float(x) for x in line.split(",")[:6]] for line in lines])
 
 
-def two_replica_steps(steps=3):
-    """Run in a subprocess whose CPU is split in two logical devices: the recipe's step on one device and
-    under MirroredStrategy over both, from the same initial weights and on the same batches.
+def two_replica_steps(steps=4):
+    """Run in a subprocess whose CPU is split in two logical devices: `Trainer.train_epoch` (the loop's real
+    input path: `experimental_distribute_dataset` over a tf.data dataset of global batches) on one device
+    and under MirroredStrategy over both, from the same initial weights, on the same global batches of 8.
+    Each replica gets its own half (4 different images): only the gradient all-reduce makes the two
+    replicas' updates the whole batch's.
 
-    Each global batch is one half-batch twice, and each replica gets that half: the per-replica batch-norm
-    statistics are then exactly the global batch's, so the two runs must agree by construction (up to the
-    order of float sums) without synchronised batch norm, whose collectives hang with two logical CPU
-    devices in TF 2.21 (recipe.py). What is compared is the distribution arithmetic itself: loss shares
-    (sum / global batch, L2 / replicas), the gradient all-reduce, the per-replica TF1 updates, the flat
-    moving average. A tiny spec (two block groups, 16 px) keeps tracing the mirrored step to seconds."""
+    Batch norm is frozen (inference statistics, its scale and offset not trained), so the forward pass of
+    an image does not depend on which other images share its replica: the two runs must then agree up to
+    the order of float sums. (Synchronised batch norm, which would make per-replica statistics global,
+    hangs with two logical CPU devices in TF 2.21: recipe.py.) Compared: the loss, every weight, every
+    moving average; and the replicas' copies must stay identical. A tiny spec (two block groups, 16 px)
+    keeps tracing the mirrored step to seconds."""
     import dataclasses
 
+    import keras
     import tensorflow as tf
 
     from nas.train.loop import Trainer
@@ -69,30 +73,33 @@ def two_replica_steps(steps=3):
     base = get_spec("efficientnet-edgetpu-S")
     spec = dataclasses.replace(base, name="two", blocks=base.blocks[:2], width=0.25, depth=0.25, resolution=16,
                                num_classes=4, include_background=False, dropout=0.0, drop_connect=0.0)
-    recipe, _ = resolve(TrainConfig(preset="reference", batch_size=8, epochs=1), 64, replicas=2)
+    recipe, _ = resolve(TrainConfig(preset="reference", batch_size=8, epochs=1, warmup_epochs=0.0,
+                                    learning_rate=1.0), 8 * steps, replicas=2)
+    assert recipe.steps_per_epoch == steps and recipe.batch_size == 8
     rng = np.random.default_rng(0)
-    halves = [(rng.normal(size=(4, 16, 16, 3)).astype(np.float32), rng.integers(0, 4, 4)) for _ in range(steps)]
+    images = rng.normal(size=(steps, 8, 16, 16, 3)).astype(np.float32)
+    labels = rng.integers(0, 4, size=(steps, 8))
+    assert all(not np.array_equal(b[:4], b[4:]) for b in images)  # the halves differ
     runs = {}
     for name, strategy in [("one", tf.distribute.get_strategy()),
                            ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))]:
         with strategy.scope():
             model = build_model(spec, seed=0)
+            norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+            for layer in norms:
+                layer.trainable = False
             trainer = Trainer(model, spec, recipe, strategy, reference_weight_map(model))
-        losses = []
-        for i, (x, y) in enumerate(halves):
-            if name == "two":
-                assert strategy.num_replicas_in_sync == 2
-                batch = [strategy.experimental_distribute_values_from_function(lambda _: tf.constant(t)) for t in (x, y)]
-            else:
-                batch = [tf.constant(np.concatenate([t, t])) for t in (x, y)]
-            losses.append(float(trainer._step_fn(*batch, tf.constant(0.05), tf.constant(i, tf.int64))))
+        assert norms and strategy.num_replicas_in_sync == (2 if name == "two" else 1)
+        before = [v.numpy() for v in trainer.train_vars]
+        stats = trainer.train_epoch(tf.data.Dataset.from_tensor_slices((images, labels)), epoch=0)
+        assert any(not np.allclose(b, v.numpy()) for b, v in zip(before, trainer.train_vars))  # it trained
         if name == "two":  # the replicas' copies stayed in step
-            copies = [c.numpy() for c in trainer.ema.shadow.values]
-            np.testing.assert_array_equal(copies[0], copies[1])
-        runs[name] = losses, [v.numpy() for v in trainer.all_vars] + trainer.ema.values()
+            for var in [v.value for v in trainer.train_vars] + [trainer.ema.shadow]:
+                copies = [c.numpy() for c in var.values]
+                np.testing.assert_array_equal(copies[0], copies[1], err_msg=var.name)
+        runs[name] = stats["loss"], [v.numpy() for v in trainer.all_vars] + trainer.ema.values()
     (loss_a, a), (loss_b, b) = runs["one"], runs["two"]
     np.testing.assert_allclose(loss_b, loss_a, rtol=1e-5)
-    assert loss_a[0] != loss_a[-1]  # it trained
     for x, y in zip(a, b):
         np.testing.assert_allclose(y, x, rtol=1e-4, atol=1e-5)
     print("two replicas equal one device")
@@ -102,7 +109,7 @@ def test_two_replicas_equal_one_device():
     code = TWO_CPUS.split("; from nas.cli")[0] + "; from tests.test_train_distribute import two_replica_steps; two_replica_steps()"
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0 and "two replicas equal one device" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+    assert proc.returncode == 0 and "two replicas equal one device" in proc.stdout, proc.stdout + proc.stderr[-6000:]
 
 
 @pytest.mark.slow  # a whole CLI run mirrored: ~15 s at load 4 on 2 cores, minutes under heavy load (the step alone: above)

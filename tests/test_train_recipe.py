@@ -1,7 +1,9 @@
-"""The recipe's arithmetic against TF1's own implementations (run eagerly) and the reference formula."""
+"""The recipe's pieces against TF1's implementations and the reference formula; the whole step against the
+reference's TF1 training graph is tests/test_train_tf1.py."""
 
 import math
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -16,27 +18,10 @@ def _grads(steps, shape, seed=0):
     return [rng.normal(size=shape).astype(np.float32) * (1 + 10 * (i % 3)) for i in range(steps)]
 
 
-def test_rmsprop_matches_tf1_step_by_step():
-    init = np.random.default_rng(1).normal(size=(3, 4)).astype(np.float32)
-    ours, theirs = tf.Variable(init), tf.Variable(init)
-    opt = Optimizer(OptimizerConfig("rmsprop", 0.9, 0.9, 1e-3), [ours], ["w"])
-    ref = tf.compat.v1.train.RMSPropOptimizer(0.05, decay=0.9, momentum=0.9, epsilon=1e-3)
-    lrs = [0.05 * (i + 1) / 7 for i in range(7)]
-    for i, g in enumerate(_grads(7, (3, 4))):
-        opt.apply(ours, tf.constant(g), opt.slots[0][0], opt.slots[1][0], tf.constant(lrs[i]), i)
-        ref._learning_rate = lrs[i]  # TF1 reads its rate when applying
-        ref._learning_rate_tensor = None
-        ref.apply_gradients([(tf.constant(g), theirs)])
-        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(opt.slots[0][0].numpy(), ref.get_slot(theirs, "rms").numpy(), rtol=1e-6)
-    # A zero-initialised accumulator (Keras 3's RMSprop) would take a far larger first step:
-    assert opt.slot_names == ("RMSProp", "RMSProp_1")
-
-
 def test_first_rmsprop_step_uses_ones_accumulator():
     var = tf.Variable([1.0])
     opt = Optimizer(OptimizerConfig(), [var], ["w"])
-    opt.apply(var, tf.constant([1.0]), opt.slots[0][0], opt.slots[1][0], tf.constant(0.1), 0)
+    opt.apply(var, tf.constant([1.0]), [opt.slots[0][0], opt.slots[1][0]], tf.constant(0.1), 0)
     # ms = 0.9 * 1 + 0.1 * 1 = 1; mom = 0.1 * 1 / sqrt(1 + 1e-3)
     assert var.numpy()[0] == pytest.approx(1.0 - 0.1 / math.sqrt(1.001), rel=1e-6)
 
@@ -47,31 +32,22 @@ def test_adam_matches_tf1():
     opt = Optimizer(OptimizerConfig("adam", momentum=0.9, epsilon=1e-7), [ours], ["w"])
     ref = tf.compat.v1.train.AdamOptimizer(0.01, beta1=0.9, beta2=0.999, epsilon=1e-7)
     for i, g in enumerate(_grads(5, (5,))):
-        opt.apply(ours, tf.constant(g), opt.slots[0][0], opt.slots[1][0], tf.constant(0.01), i)
+        opt.apply(ours, tf.constant(g), [opt.slots[0][0], opt.slots[1][0]], tf.constant(0.01), i)
         ref.apply_gradients([(tf.constant(g), theirs)])
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5)
 
 
-def test_moving_average_matches_tf1_with_num_updates():
-    """Several variables of different shapes (the flat shadow's layout), averaged step by step."""
-    rng = np.random.default_rng(3)
-    values = [tf.Variable(rng.normal(size=s).astype(np.float32)) for s in [(4,), (2, 3), (), (3, 1, 2)]]
-    step = tf.Variable(0, dtype=tf.int64)
-    ref = tf.compat.v1.train.ExponentialMovingAverage(0.9999, num_updates=step)
-    ours = MovingAverage(values, 0.9999)
-    ref.apply(values)  # creates the shadows at the variables' values (and averages once at n = 0)
-    ours.update(ours.shadow, values, 1.0 - ours.decay_at(0))
-    for i in range(30):
-        for v in values:
-            v.assign_add(rng.normal(size=v.shape).astype(np.float32) * (1 + 10 * (i % 3)))
-        step.assign(i + 1)  # the reference averages after the optimizer has incremented the step
-        ref.apply(values)
-        ours.update(ours.shadow, values, 1.0 - ours.decay_at(i + 1))
-        for v, average in zip(values, ours.values()):
-            assert average.shape == tuple(v.shape)
-            np.testing.assert_allclose(average, ref.average(v).numpy(), rtol=1e-6, atol=1e-7)
-    assert float(ours.decay_at(1)) == pytest.approx(2 / 11)
-    assert float(ours.decay_at(10 ** 7)) == pytest.approx(0.9999)
+def test_sgd_is_keras_nesterov_momentum():
+    """The proxy's `sgd` (the shared step, one slot): Keras's SGD with Nesterov momentum, step by step."""
+    init = np.linspace(-1, 1, 6).astype(np.float32)
+    ours, theirs = tf.Variable(init), keras.Variable(init)
+    opt = Optimizer(OptimizerConfig("sgd", momentum=0.8), [ours], ["w"])
+    ref = keras.optimizers.SGD(0.05, momentum=0.8, nesterov=True)
+    assert opt.slot_names == ("Momentum",)
+    for i, g in enumerate(_grads(6, (6,))):
+        opt.apply(ours, tf.constant(g), [opt.slots[0][0]], tf.constant(0.05), i)
+        ref.apply_gradients([(tf.constant(g), theirs)])
+        np.testing.assert_allclose(ours.numpy(), keras.ops.convert_to_numpy(theirs), rtol=1e-6, atol=1e-7)
 
 
 def test_moving_average_values_round_trip():

@@ -75,6 +75,9 @@ def _predict(args: argparse.Namespace) -> int:
         return 0
     ms = model.predict_ms(_spec(args.model, args.resolution))
     print(f"{args.model}: {ms:.3f} ms ({model.name})")
+    table = getattr(model, "table", None)
+    if table is not None:  # a table's number is only true of the machine it was measured on
+        print(table.describe_origin())
     return 0
 
 
@@ -135,9 +138,10 @@ def _build_lut(args: argparse.Namespace) -> int:
     space = _load_space(args.config)
     resolution = args.resolution or space.skeleton.resolution
     profiler = make_profiler(args.source, args.threads, args.warmup, args.repeats)
-    table = build_table(space, resolution, profiler, args.output, progress=_say, refine=args.refine)
-    print(f"wrote {args.output}: {len(table.entries)} layer shapes, {args.source} "
-          f"({table.header['device']}, {table.header['quantization']})")
+    table = build_table(space, resolution, profiler, args.output, progress=_say, refine=args.refine,
+                        tolerance=args.probe_tolerance / 100)
+    print(f"wrote {args.output}: {len(table.entries)} layer shapes, measurement run {table.header['run']}, "
+          f"probe best {table.header['probe_best_ms']} ms; {table.describe_origin()}")
     return 0
 
 
@@ -145,8 +149,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from latency.calibration import fit_correction, score, spec_features
+    from latency.fingerprint import check_same_machine
     from latency.lookup_table import LookupTable
-    from latency.profiling import make_profiler, measure_architectures, split_indices, write_records
+    from latency.profiling import Run, make_profiler, measure_architectures, split_indices, write_records
 
     space = _load_space(args.config)
     table = LookupTable.load(args.lut)
@@ -156,24 +161,33 @@ def _calibrate(args: argparse.Namespace) -> int:
         raise UserError(f"--count must be at least 4 (2 to fit, 2 to test), got {args.count}")
     source = args.source or table.header["source"]
     profiler = make_profiler(source, args.threads, args.warmup, args.repeats)
+    run = Run.from_header(table.header, f"lookup table '{args.lut}'")
+    run.tolerance = args.probe_tolerance / 100
+    check_same_machine(f"lookup table '{args.lut}'", run.fingerprint, f"this machine's {source}",
+                       profiler.fingerprint(), "calibrate on the machine and setup the table was built with")
     records_path = Path(args.measurements or Path(args.lut).with_suffix(".calibration.csv"))
-    rows = measure_architectures(space, resolution, args.count, args.seed, profiler, records_path, _say,
+    rows = measure_architectures(space, resolution, args.count, args.seed, profiler, records_path, run, _say,
                                  refine=args.refine)
     sized = dataclasses.replace(space, skeleton=dataclasses.replace(space.skeleton, resolution=resolution))
     specs = [sized.to_spec([int(x) for x in r["decisions"].split("-")]) for r in rows]
     features = np.array([spec_features(s, table.entry_ms) for s in specs])
     measured = np.array([r["ms"] for r in rows])
     train, test = split_indices(len(rows), args.train_fraction, args.seed)
-    correction = fit_correction(features[train], measured[train])
-    predicted = correction.apply_many(features)
+    calibration = fit_correction(features[train], measured[train])
+    predicted = calibration.correction.apply_many(features)
     for i, row in enumerate(rows):
         row.update(table_ms=round(features[i, 0], 4), predicted_ms=round(predicted[i], 4),
                    split="train" if i in train else "test")
-    write_records(records_path, rows, extra=("table_ms", "predicted_ms", "split"))
-    table.header["calibration"] = correction.to_json()
+    write_records(records_path, run, rows, extra=("table_ms", "predicted_ms", "split"))
+    table.header.update(run.header())
+    table.header["calibration"] = calibration.correction.to_json()
+    table.header["calibrated_run"] = run.id
     table.header["calibrated_on"] = f"{len(train)} of {len(rows)} architectures measured on {source}, seed {args.seed}"
     table.save()
-    print(f"calibrated '{args.lut}' on {len(train)} architectures; measurements and predictions in '{records_path}'")
+    print(f"calibrated '{args.lut}' on {len(train)} architectures of run {run.id}: ms = "
+          f"{calibration.correction.describe()}; measurements and predictions in '{records_path}'")
+    for line in calibration.describe():
+        print(f"  {line}")
     for name, idx in (("uncorrected table sum, held-out", test), ("train", train), ("held-out", test)):
         values = features[idx, 0] if name.startswith("uncorrected") else predicted[idx]
         print(f"  {name:32s} {score(values, measured[idx]).describe()}")
@@ -216,6 +230,11 @@ def register(commands) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
     actions.required = True
 
+    def probe_option(p):
+        p.add_argument("--probe-tolerance", type=float, default=4.0, metavar="PCT",
+                       help="re-time a batch whose probe model is more than PCT%% over the run's best; stop with "
+                            "'machine too noisy' when it will not settle (default 4)")
+
     def timing_options(p, repeats_default=30):
         p.add_argument("--threads", type=int_at_least(1), default=1, help="interpreter threads (default 1: stable timings)")
         p.add_argument("--warmup", type=int_at_least(0), default=5, help="untimed invokes first (default 5)")
@@ -248,8 +267,9 @@ def register(commands) -> None:
     build.add_argument("-o", "--output", required=True, help="table file (CSV); an existing one is resumed")
     build.add_argument("--resolution", type=resolution_arg, help="input resolution (default: the skeleton's)")
     timing_options(build)
+    probe_option(build)
     build.add_argument("--refine", action="store_true",
-                       help="profile every layer again, keep the faster pass (for a table built under load)")
+                       help="profile every layer again in the table's measurement run, keep the faster pass")
     build.set_defaults(run=_build_lut)
 
     calibrate = actions.add_parser("calibrate", help="fit a table's correction to whole-model measurements",
@@ -264,6 +284,7 @@ def register(commands) -> None:
     calibrate.add_argument("--resolution", type=resolution_arg, help="input resolution (default: the table's)")
     calibrate.add_argument("--measurements", help="CSV of measurements, resumed (default: <lut>.calibration.csv)")
     timing_options(calibrate)
+    probe_option(calibrate)
     calibrate.add_argument("--refine", action="store_true",
-                           help="measure every architecture again, keep the faster pass, then refit")
+                           help="measure every architecture again in the table's run, keep the faster pass, refit")
     calibrate.set_defaults(run=_calibrate)

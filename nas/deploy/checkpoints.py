@@ -1,7 +1,8 @@
 """Model weights on disk: this project's checkpoints and the released TF1 ones share one layout.
 
 Both are TensorFlow checkpoints (`model.ckpt.index` + `model.ckpt.data-*`) whose variables carry the
-reference's TF1 names, `<model name>/<scope>/<weight>` (`search_space.builder.reference_weight_map`),
+reference's TF1 names, `<model name>/<scope>/<weight>` (`search_space.builder.reference_weight_map`,
+which reads layer names only through `search_space.layer_names`),
 so one loader maps either onto the builder's layers by name and checks every shape.
 
 - A project checkpoint (`save_checkpoint`) is a directory: `spec.yaml` (the architecture) beside
@@ -10,7 +11,8 @@ so one loader maps either onto the builder's layers by name and checks every sha
   registered model. It holds `<name>/ExponentialMovingAverage` twins of every model variable, which the
   reference evaluation restores, so they are preferred (`use_ema=False` takes the raw weights), and
   optimizer slots and `global_step`, which are ignored. Its fused blocks were trained with the stride
-  on the 1x1 project conv (docs/guides/reproducing.md, "The checkpoint layout"), so it is built with `fused_stride_on="project"` unless
+  on the 1x1 project conv (the code that produced the 2019 release did; later code moved it to the 3x3
+  expand conv: same shapes, other outputs; docs/guides/reproducing.md), so it is built with `fused_stride_on="project"` unless
   the caller says otherwise.
 """
 

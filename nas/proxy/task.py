@@ -6,8 +6,9 @@ The candidate is built by the project's one Keras builder from a copy of its spe
 resolution, `width * proxy.width` and the data's class count; latency is *not* measured here: the
 search predicts it for the full-size spec.
 
-Training is a plain loop (one traced step function, Adam or SGD with Nesterov momentum, one fused
-update op per variable, cosine-decayed learning rate) rather than `model.fit`: on a 2-core CPU,
+Training is a plain loop (one traced step function, Adam or SGD with Nesterov momentum applied by the
+trainer's optimiser step, `nas.train.optim.Optimizer`, one fused update op per variable, cosine-decayed
+learning rate) rather than `model.fit`: on a 2-core CPU,
 tracing Keras's fit/evaluate functions and optimizer costs several times more than the few epochs
 of actual training. Adam is the default: in two-epoch proxies it ranks architectures far more
 repeatably than SGD (the same architecture's accuracy moved by at most 0.05 between seeds with Adam,
@@ -46,7 +47,7 @@ from search_space.spec import ModelSpec
 
 CALIBRATION_IMAGES = 256
 OPTIMIZERS = ("sgd", "adam")
-ADAM_BETA2, ADAM_EPSILON = 0.999, 1e-7
+ADAM_EPSILON = 1e-7
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,7 @@ class ProxyTask:
         import keras
         import tensorflow as tf
 
+        from nas.train.optim import Optimizer, OptimizerConfig
         from search_space.builder import build_model
 
         keras.utils.set_random_seed(seed)
@@ -189,27 +191,18 @@ class ProxyTask:
 
         model = build_model(spec, seed=seed, drop_connect=False)
         variables = model.trainable_variables
-        slots = [[tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
-                 for _ in range(2 if c.optimizer == "adam" else 1)]
+        plain = [v.value for v in variables]  # the tf.Variables the kernels update
+        optimizer = Optimizer(OptimizerConfig(c.optimizer, momentum=c.momentum, epsilon=ADAM_EPSILON), plain,
+                              [v.path for v in variables])
 
         # autograph off: the step has no Python control flow on tensors, and conversion costs seconds.
-        # One fused update op per variable keeps the traced graph (and its tracing time) small.
+        # One fused update op per variable (the trainer's `Optimizer.apply`) keeps the traced graph small.
         @tf.function(autograph=False)
-        def step(images, labels, learning_rate, beta1_power, beta2_power):
+        def step(images, labels, learning_rate, done):
             with tf.GradientTape() as tape:
                 logits = model(images, training=True)
                 loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
-            grads = tape.gradient(loss, variables)
-            for i, (var, grad) in enumerate(zip(variables, grads)):
-                if c.optimizer == "adam":
-                    tf.raw_ops.ResourceApplyAdam(
-                        var=var.value.handle, m=slots[0][i].handle, v=slots[1][i].handle, beta1_power=beta1_power,
-                        beta2_power=beta2_power, lr=learning_rate, beta1=c.momentum, beta2=ADAM_BETA2,
-                        epsilon=ADAM_EPSILON, grad=grad)
-                else:
-                    tf.raw_ops.ResourceApplyKerasMomentum(var=var.value.handle, accum=slots[0][i].handle,
-                                                          lr=learning_rate, grad=grad, momentum=c.momentum,
-                                                          use_nesterov=True)
+            optimizer.apply_all(plain, tape.gradient(loss, variables), learning_rate, done)
             return loss
 
         rng = np.random.default_rng(seed)
@@ -223,8 +216,7 @@ class ProxyTask:
             for s, (images, labels) in enumerate(batches):
                 done = epoch * steps_per_epoch + s
                 learning_rate = 0.5 * c.learning_rate * (1.0 + math.cos(math.pi * done / total))
-                powers = (c.momentum ** (done + 1), ADAM_BETA2 ** (done + 1))
-                loss = float(step(images, labels, *(tf.constant(v, tf.float32) for v in (learning_rate, *powers))))
+                loss = float(step(images, labels, tf.constant(learning_rate, tf.float32), tf.constant(done, tf.int64)))
                 if not math.isfinite(loss):
                     raise TrialFailed(f"training loss became {loss} at step {done + 1} of {total}")
                 losses.append(loss)

@@ -23,6 +23,7 @@ from nas.train import state
 from nas.train.ema import MovingAverage
 from nas.train.optim import Optimizer, OptimizerConfig
 from nas.train.schedule import learning_rate
+from search_space import layer_names
 
 
 class Trainer:
@@ -34,8 +35,9 @@ class Trainer:
         by_id = {id(v): n for n, v in weight_names.items()}
         self.train_vars = list(model.trainable_variables)
         self.train_names = [by_id[id(v)] for v in self.train_vars]
-        # The reference's L2: trainable variables whose name lacks "batch_normalization".
-        self.decayed = [v for v, n in zip(self.train_vars, self.train_names) if "batch_normalization" not in n]
+        # The reference's L2: trainable variables whose name lacks "batch_normalization", i.e. not batch norm's.
+        self.decayed = [v for v, n in zip(self.train_vars, self.train_names)
+                        if not layer_names.parse_variable(n)[1].is_batch_norm]
         self.all_names = list(weight_names)
         self.all_vars = [weight_names[n] for n in self.all_names]
         opt = OptimizerConfig(c.optimizer, c.rmsprop_decay, c.momentum, c.epsilon)
@@ -59,9 +61,9 @@ class Trainer:
         def apply(dist, grads, lr, step):
             reduced = dist.extended.batch_reduce_to(tf.distribute.ReduceOp.SUM, list(zip(grads, tvars)))
             updates = []
-            for g, v, a, b in zip(reduced, tvars, opt.slots[0], opt.slots[1]):
+            for g, v, *slots in zip(reduced, tvars, *opt.slots):
                 updates.append(dist.extended.update(
-                    v, lambda var, g, a, b: opt.apply(var, g, a, b, lr, step), args=(g, a, b), group=False))
+                    v, lambda var, g, *slots: opt.apply(var, g, slots, lr, step), args=(g, *slots), group=False))
             if not average:
                 return
             # The average sees the incremented step, as TF1's did.

@@ -27,13 +27,16 @@ def _check_data(data) -> None:
 
 def _freeze(model, until: int) -> int:
     """Stem and blocks_0..blocks_<until - 1> stop training (their batch norm runs in inference mode)."""
+    from search_space import layer_names
+
     frozen = 0
     for layer in model.layers:
-        scope = layer.name.split(".")[0]
-        if scope == "stem" or (scope.startswith("blocks_") and int(scope.split("_")[1]) < until):
-            if layer.weights:
-                layer.trainable = False
-                frozen += 1
+        if not layer.weights:
+            continue
+        name = layer_names.parse(layer.name)
+        if name.role == layer_names.STEM or (name.block is not None and name.block < until):
+            layer.trainable = False
+            frozen += 1
     return frozen
 
 
@@ -43,12 +46,13 @@ def _init_from(model, spec, path: str, fused_stride_on) -> str:
     import keras
 
     from nas.deploy.checkpoints import load_model, open_checkpoint
+    from search_space import layer_names
     from search_space.builder import reference_weight_map
 
     ckpt = open_checkpoint(path)
     source_spec = ckpt.spec or spec
     if ckpt.spec is None:  # a released checkpoint: its own class count, read off its classifier
-        head = ckpt.shapes.get(f"{ckpt.model_name}/head/dense/kernel")
+        head = ckpt.shapes.get(f"{ckpt.model_name}/{layer_names.CLASSIFIER.reference_scope}/kernel")
         classes = head[-1] if head else 1001
         # Released ImageNet checkpoints have 1001 outputs: class 0 is the background label.
         source_spec = dataclasses.replace(spec, num_classes=classes, include_background=classes == 1001)
