@@ -200,7 +200,14 @@ def configuration() -> str:
            + ", ".join(f"`{s}`" for s in SECTIONS) + "; `nas train --config FILE` reads `train:` and `data:`. "
            "Every section and field may be left out (its default applies). A mistake (unknown key, wrong "
            "type, value out of range) stops the command before any work, in one line naming the field "
-           "(exit status 2). What the terms mean: [Concepts](../concepts.md).", ""]
+           "(exit status 2). What the terms mean: [Concepts](../concepts.md).", "",
+           "`--config` takes a YAML file or the name of a config shipped with the package: `edgetpu` (the "
+           "default, used when `--config` is left out), `edgetpu_bayesian`, `edgetpu_imagenet`, `photos`; in a "
+           "checkout, `experiments/` links to `nas/experiments/`. `--set SECTION.KEY=VALUE` (repeatable, the "
+           "value in YAML) overrides one setting. Paths in a config file (`data.path`, `latency.source: "
+           "lut:PATH`, a `search_space.skeleton` spec file) are relative to that file's folder, after `~` is "
+           "expanded; the run's `config.yaml` records them absolute. Paths on the command line (`--set "
+           "data.path=...`, `--run-dir`, `--runs-dir`, `--data-dir`) are relative to the working directory.", ""]
     simple = [("run", RunConfig, "The run: its name (the run directory under `runs/`), seed and budget."),
               ("latency", LatencyConfig, "Where latency comes from and the target it is held to."),
               ("reward", RewardConfig, "How accuracy and latency become one reward (see [the reward](../concepts.md#reward))."),
