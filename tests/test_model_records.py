@@ -224,3 +224,11 @@ def test_export_keeps_the_converter_output_unless_verbose(models, tmp_path, capf
     loud = capfd.readouterr()
     assert "Statistics for quantized inputs were expected" in loud.err or "fully_quantize" in loud.err, loud.err
     assert [l for l in quiet.out.splitlines() if "q." not in l] == [l for l in loud.out.splitlines() if "v." not in l]
+
+
+def test_help_names_the_compiled_file(capsys):
+    code, out, _ = nas(capsys, "export", "--help")
+    assert code == 0
+    assert "writes <stem>_edgetpu.tflite beside --output-tflite (m.tflite -> m_edgetpu.tflite)" in " ".join(out.split())
+    code, out, _ = nas(capsys, "eval", "--help")
+    assert "a compiled <stem>_edgetpu.tflite runs through the Edge TPU delegate" in " ".join(out.split())

@@ -44,9 +44,7 @@ def _record(args: argparse.Namespace, record_file, spec):
     else:
         return None, ""
     if args.preprocessing:
-        from dataclasses import replace
-
-        return replace(record, method=args.preprocessing), "(--preprocessing)"
+        return dataclasses.replace(record, method=args.preprocessing), "(--preprocessing)"
     if recorded is not None:
         return record, f"(recorded in '{record_file}')"
     return record, f"(no record: the reference's; --preprocessing {'|'.join(METHODS)} to choose)"
@@ -58,6 +56,10 @@ def _classifier(args: argparse.Namespace, record_file):
     if args.tflite:
         from nas.deploy import edgetpu
 
+        from pathlib import Path
+
+        if not Path(args.tflite).is_file():  # before the Edge TPU runtime is looked for
+            raise UserError(f"TFLite file '{args.tflite}' does not exist")
         spec = chosen_spec(args)
         record, origin = _record(args, record_file, spec)
         delegate = edgetpu.load_delegate(args.tflite) if edgetpu.is_compiled(args.tflite) else None
