@@ -15,8 +15,11 @@ far from training: the test shows that the agreement is not a coincidence of the
 
 The accuracy bound is measured: `benchmarks/bench_pipeline_seeds.py` runs `pipeline` at seeds 0-4
 and writes `benchmarks/results/bench_pipeline_seeds.json` (row per seed: trained / checkpoint / float
-/ int8 / reference-crop top-1). MIN_TOP1 sits below the lowest trained top-1 there and far above what
-shuffled labels (about 10%, chance) or the wrong preprocessing give.
+/ int8 / reference-crop top-1). Observed there (2026-12-08): trained 76.32-93.04% (median 85.56),
+checkpoint and float TFLite equal to trained at every seed, int8 - float -1.11..+0.83 points, the
+reference's crop 51.53-72.50% (15.0-30.9 points below trained). MIN_TOP1 = 60 sits 16 points under
+the lowest seed and far above chance (10%: what shuffled labels give); a wrong preprocessing breaks
+the 0.5-point agreement and the crop check.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ from search_space import get_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-MIN_TOP1 = 45.0  # see bench_pipeline_seeds.json: the lowest trained top-1 over seeds 0-4, minus a margin
-INT8_LOSS = 3.0  # points: int8 vs float on a 2-epoch model (well-trained ones: within 1, bench_train)
+MIN_TOP1 = 60.0  # bench_pipeline_seeds.json: trained top-1 over seeds 0-4, minus a margin
+INT8_LOSS = 2.5  # points, int8 vs float, on a 2-epoch model (bench_pipeline_seeds.json; the docs state 1 for trained ones)
 AGREE = 0.5  # points: training, checkpoint and float TFLite report one number
 
 
@@ -119,7 +122,7 @@ def test_search_scale_train_export_eval_agree(tmp_path):
     assert abs(f["float"] - f["trained"]) <= AGREE, f
     assert abs(f["int8"] - f["float"]) <= INT8_LOSS, f
     # The reference's padded crop (half the image at 32 px) is not how this model was trained.
-    assert f["trained"] - f["reference_crop"] > 5, f
+    assert f["trained"] - f["reference_crop"] > 10, f
     # Labels and preprocessing travel with the model: the run directory and beside the .tflite.
     assert (tmp_path / "train" / "labels.txt").read_text().split() == sorted(NAMES)
     assert (tmp_path / "int8.labels.txt").read_text() == (tmp_path / "train" / "labels.txt").read_text()
