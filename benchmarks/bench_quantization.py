@@ -30,6 +30,7 @@ from nas.common.files import write_bytes  # noqa: E402
 from nas.deploy.checkpoints import load_model, save_checkpoint  # noqa: E402
 from nas.data.images import normalize  # noqa: E402
 from nas.data.offline import OFFLINE_CLASSES, load_offline  # noqa: E402
+from nas.deploy.preprocessing import InputRecord  # noqa: E402
 from search_space import REGISTRY  # noqa: E402
 from search_space.builder import build_model, trainable_params  # noqa: E402
 
@@ -73,7 +74,7 @@ def run(label: str, width: float, resolution: int, workdir: Path) -> list:
     images, labels = load_offline(resolution, "val")
     x = normalize(images, spec.mean, spec.std)
 
-    keras_acc, _ = top1(evaluate.keras_classifier(model, spec.mean, spec.std), x, labels)
+    keras_acc, _ = top1(evaluate.keras_classifier(model, InputRecord.of(spec)), x, labels)
     files = {}
     for quantize in (False, True):
         calibration = export.calibration_images(spec, None, CALIBRATION) if quantize else None

@@ -102,7 +102,7 @@ def test_top5_from_an_int8_tflite_file(imagenet_like, tmp_path, capsys):
     code, out, err = nas(capsys, "eval", "--tflite", tmp_path / "q.tflite", "--image", image, image,
                          "--labels-map", labels, "--include-background-label")
     assert code == 0, err
-    assert "EdgeTPU's" in out  # the normalisation it assumed
+    assert f"(recorded in '{tmp_path / 'q.preprocessing.yaml'}')" in out  # export wrote how to prepare its input
     blocks = out.split("predicted class for image ")[1:]
     assert len(blocks) == 2
     lines = blocks[0].splitlines()
@@ -114,8 +114,15 @@ def test_top5_from_an_int8_tflite_file(imagenet_like, tmp_path, capsys):
 
 def test_labels_map_of_the_wrong_length(imagenet_like, tmp_path, capsys):
     ckpt, labels, image, _ = imagenet_like
-    code, _, err = nas(capsys, "eval", "--ckpt", ckpt, "--image", image, "--labels-map", labels)
-    assert_one_line_error(code, err, "has 1000 labels but the model has 1001 outputs",
+    # The checkpoint's spec says output 0 is the background: 1000 labels fit without the flag.
+    code, out, err = nas(capsys, "eval", "--ckpt", ckpt, "--image", image, "--labels-map", labels)
+    assert code == 0, err
+    code, flagged, err = nas(capsys, "eval", "--ckpt", ckpt, "--image", image, "--labels-map", labels,
+                             "--include-background-label")
+    assert out == flagged
+    (tmp_path / "999.txt").write_text("".join(f"c{i}\n" for i in range(999)))
+    code, _, err = nas(capsys, "eval", "--ckpt", ckpt, "--image", image, "--labels-map", tmp_path / "999.txt")
+    assert_one_line_error(code, err, "has 999 labels but the model has 1001 outputs",
                           "with --include-background-label")
     (tmp_path / "short.txt").write_text("a\nb\n")
     code, _, err = nas(capsys, "eval", "--ckpt", ckpt, "--image", image, "--labels-map", tmp_path / "short.txt",
@@ -138,7 +145,10 @@ def test_bad_images(imagenet_like, tmp_path, capsys, make, fragment):
 def test_eval_mistakes(imagenet_like, tmp_path, capsys):
     ckpt, labels, image, _ = imagenet_like
     code, _, err = nas(capsys, "eval", "--ckpt", ckpt, "--image", image)
-    assert_one_line_error(code, err, "--image needs --labels-map")
+    assert_one_line_error(code, err, "--image needs class names: --labels-map FILE")
+    # A missing image is named before the missing labels are.
+    code, _, err = nas(capsys, "eval", "--ckpt", ckpt, "--image", tmp_path / "nope.jpg")
+    assert_one_line_error(code, err, "nope.jpg' does not exist")
     code, _, err = nas(capsys, "eval", "--model", "efficientnet-edgetpu-S", "--image", image, "--labels-map", labels)
     assert_one_line_error(code, err, "nothing to evaluate", "--ckpt", "--tflite")
     (tmp_path / "bad.tflite").write_bytes(b"\0" * 64)

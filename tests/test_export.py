@@ -89,7 +89,8 @@ def test_int8_calibration_from_an_image_directory(tmp_path, tiny, capsys):
     code, stdout, err = nas(capsys, "export", "--ckpt", ckpt, "--output-tflite", tmp_path / "q.tflite",
                                 "--data-dir", tmp_path / "rep")
     assert code == 0, err
-    assert f"6 images from '{tmp_path / 'rep'}' (centre crop, bilinear resize to 32, (x - 127) / 128)" in stdout
+    assert (f"6 images from '{tmp_path / 'rep'}' (the reference's centre crop "
+            "(side R / (R + 32) of the short side), TF1 bilinear resize to 32, (x - 127) / 128)" in stdout)
     assert_full_int8(tmp_path / "q.tflite")
 
 

@@ -48,6 +48,27 @@ def load_from_args(args: argparse.Namespace, spec=None) -> Loaded:
                       use_ema=args.ema, seed=getattr(args, "seed", 0))
 
 
+def model_record(args: argparse.Namespace, spec):
+    """(InputRecord, class names or None, a line for the user) of the model being exported: a trained
+    run's own record and labels (in the checkpoint's directory), else the reference's preprocessing."""
+    from pathlib import Path
+
+    from nas.deploy.evaluate import read_labels_map
+    from nas.deploy.preprocessing import LABELS_FILE, RECORD_FILE, REFERENCE, InputRecord, read_record
+
+    folder = None
+    if args.ckpt:
+        ckpt = Path(args.ckpt)
+        folder = ckpt if ckpt.is_dir() else ckpt.parent
+    recorded = read_record(folder / RECORD_FILE) if folder and (folder / RECORD_FILE).is_file() else None
+    method = args.preprocessing or (recorded.method if recorded else REFERENCE)
+    record = InputRecord.of(spec, method)
+    labels = read_labels_map(folder / LABELS_FILE) if folder and (folder / LABELS_FILE).is_file() else None
+    origin = ("--preprocessing" if args.preprocessing else f"recorded in '{folder / RECORD_FILE}'" if recorded
+              else "no record: the reference's")
+    return record, labels, f"input: {record.describe()} ({origin})"
+
+
 def _run(args: argparse.Namespace) -> int:
     from nas.deploy import exporter as export
 
@@ -76,6 +97,8 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{spec.name}: {spec.resolution}x{spec.resolution} input, {spec.num_classes} classes, "
           f"{params:,d} parameters")
     print(loaded.describe())
+    record, labels, line = model_record(args, spec)
+    print(line)
 
     if args.output_tflite:
         from search_space.tflite import op_names
@@ -84,14 +107,17 @@ def _run(args: argparse.Namespace) -> int:
         if args.quantize:
             # The converter swaps sys.stdout out while it calibrates; progress keeps the user's stdout.
             stdout = sys.stdout
-            calibration = export.calibration_images(spec, args.data_dir, args.num_calibration,
+            calibration = export.calibration_images(spec, args.data_dir, args.num_calibration, record=record,
                                                     progress=lambda line: print(line, file=stdout, flush=True))
             print(f"calibrating on {calibration.source}")
-        content = export.to_tflite(model, args.quantize, calibration)
+        content = export.to_tflite(model, args.quantize, calibration, verbose=args.verbose)
         path = write_bytes(args.output_tflite, content)
         kind = ("full-int8 (uint8 input and output, builtin int8 ops)" if args.quantize else "float32")
         print(f"wrote {path}: {kind}, {len(content):,d} bytes ({len(content) / params:.2f} bytes per parameter)")
         print(f"  ops: {', '.join(sorted(set(op_names(content))))}")
+        written = export.write_sidecars(path, record, labels)
+        print(f"wrote {', '.join(str(p) for p in written)} (how to prepare its input"
+              + (f"; its {len(labels)} class names)" if labels else ")"))
     if args.output_saved_model_dir:
         path = export.save_saved_model(model, args.output_saved_model_dir)
         print(f"wrote SavedModel {path} (serving_default: input = normalised images -> output = probabilities)")
@@ -112,10 +138,15 @@ examples:
 
 
 def register(commands) -> None:
+    from nas.deploy.preprocessing import METHODS
+
     parser = commands.add_parser(
         "export", help="export a model to TFLite (full-int8 or float), a SavedModel, or the Edge TPU",
         description="Export a registered or searched model, as the reference exporter does: the graph ends "
-                    "in a softmax; full-int8 TFLite has uint8 input and output and only builtin int8 ops.",
+                    "in a softmax; full-int8 TFLite has uint8 input and output and only builtin int8 ops. "
+                    "Beside FILE.tflite go FILE.preprocessing.yaml (how to prepare an image for it: the "
+                    "trained run's own preprocessing) and FILE.labels.txt (the run's class names); with "
+                    "--edgetpu, edgetpu_compiler writes FILE_edgetpu.tflite.",
         epilog=EXAMPLES,
     )
     add_model_arguments(parser, "checkpoint directory or prefix: one written by this project (spec.yaml beside "
@@ -130,5 +161,11 @@ def register(commands) -> None:
                         help="calibration images (default 2000, as the reference)")
     parser.add_argument("--output-saved-model-dir", metavar="DIR", help="also write a SavedModel here")
     parser.add_argument("--edgetpu", action="store_true",
-                        help="compile the full-int8 file with edgetpu_compiler (Coral's package edgetpu-compiler)")
+                        help="compile the full-int8 file with edgetpu_compiler (Coral's package edgetpu-compiler): "
+                             "it writes <stem>_edgetpu.tflite beside --output-tflite (m.tflite -> m_edgetpu.tflite), "
+                             "which 'nas eval --tflite' runs on an attached Edge TPU")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's converter output too")
+    parser.add_argument("--preprocessing", choices=tuple(METHODS),
+                        help="how calibration images become inputs, recorded beside the file (default: the "
+                             "run's own record, else the reference's padded centre crop)")
     parser.set_defaults(run=_run)

@@ -98,6 +98,10 @@ class Dataset:
     num_classes: int
     include_background: bool = False
     stream: TrainStream | None = None  # the training split, when it is read from files every epoch
+    # How the source turned each file into its images (a `nas.deploy.preprocessing.METHODS` name):
+    # the held-out images are these, so evaluating a trained model later must prepare images the same way.
+    preprocessing: str = "square-pil"
+    class_names: tuple[str, ...] | None = None  # by class index (background excluded); None: unknown
 
     @property
     def train_count(self) -> int:
@@ -155,7 +159,7 @@ def load_dataset(config: DataConfig, resolution: int) -> Dataset:
         raise ConfigError(f"data: the '{config.source}' source gave {count} training and "
                           f"{len(val[1])} validation images; both need some")
     return Dataset(data.name, *train, *val, num_classes=data.num_classes, include_background=data.include_background,
-                   stream=data.stream)
+                   stream=data.stream, preprocessing=data.preprocessing, class_names=data.class_names)
 
 
 def _cap(images: np.ndarray, labels: np.ndarray, limit: int | None, rng: np.random.Generator):

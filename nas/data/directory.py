@@ -91,6 +91,7 @@ def _load_directory(config: DataConfig, resolution: int) -> Dataset:
     else:
         val = holdout(labels, config.val_fraction, config.seed)
         images, labels, val_images, val_labels = images[~val], labels[~val], images[val], labels[val]
-    return Dataset(root.name, images, labels, val_images, val_labels, num_classes=len(classes))
+    return Dataset(root.name, images, labels, val_images, val_labels, num_classes=len(classes),
+                   preprocessing="square-pil", class_names=tuple(classes))
 
 

@@ -48,7 +48,8 @@ def _load_imagenet(config: DataConfig, resolution: int) -> Dataset:
     else:
         mask = holdout(train[1], config.val_fraction, config.seed)
         train, val = (train[0][~mask], train[1][~mask]), (train[0][mask], train[1][mask])
-    return Dataset("imagenet", *train, *val, num_classes=IMAGENET_CLASSES, include_background=True)
+    return Dataset("imagenet", *train, *val, num_classes=IMAGENET_CLASSES, include_background=True,
+                   preprocessing="square-tf")
 
 
 def _stream_imagenet(config: DataConfig, resolution: int, train_files: list[Path], val_files: list[Path]) -> Dataset:
@@ -66,6 +67,7 @@ def _stream_imagenet(config: DataConfig, resolution: int, train_files: list[Path
     stream = TrainStream(tuple(map(str, train_files)), tuple(map(int, held)), tuple(map(int, take)),
                          resolution, config.shuffle_buffer)
     sample = _decode_records(stream.records().take(STREAM_SAMPLE), min(STREAM_SAMPLE, stream.count), resolution)
-    return Dataset("imagenet", *sample, *val, num_classes=IMAGENET_CLASSES, include_background=True, stream=stream)
+    return Dataset("imagenet", *sample, *val, num_classes=IMAGENET_CLASSES, include_background=True, stream=stream,
+                   preprocessing="square-tf")
 
 

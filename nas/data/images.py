@@ -68,9 +68,14 @@ def to_rgb8(image) -> np.ndarray:
 
 def square_resize(image, resolution: int) -> np.ndarray:
     """Centre square crop, then bilinear resize to `resolution`; `image` is a PIL image of any mode."""
+    return square_rgb8(to_rgb8(image), resolution)
+
+
+def square_rgb8(rgb: np.ndarray, resolution: int) -> np.ndarray:
+    """uint8 RGB `[h, w, 3]` -> its centre square, resized bilinearly with PIL to `resolution` (uint8)."""
     from PIL import Image
 
-    image = Image.fromarray(to_rgb8(image))
+    image = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8))
     w, h = image.size
     side = min(w, h)
     box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)

@@ -70,4 +70,5 @@ class MnistSource(DataSource):
     def load(cls, config, resolution: int) -> Dataset:
         train = load_mnist(resolution, "train", config.val_fraction, config.seed)
         val = load_mnist(resolution, "val", config.val_fraction, config.seed)
-        return Dataset(MNIST_NAME, *train, *val, num_classes=MNIST_CLASSES)
+        return Dataset(MNIST_NAME, *train, *val, num_classes=MNIST_CLASSES, preprocessing="square-pil",
+                       class_names=tuple(str(i) for i in range(MNIST_CLASSES)))

@@ -46,4 +46,5 @@ class OfflineSource(DataSource):
     def load(cls, config, resolution: int) -> Dataset:
         train = load_offline(resolution, "train", config.val_fraction, config.seed)
         val = load_offline(resolution, "val", config.val_fraction, config.seed)
-        return Dataset(OFFLINE_NAME, *train, *val, num_classes=OFFLINE_CLASSES)
+        return Dataset(OFFLINE_NAME, *train, *val, num_classes=OFFLINE_CLASSES, preprocessing="square-pil",
+                       class_names=tuple(str(i) for i in range(OFFLINE_CLASSES)))

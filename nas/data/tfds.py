@@ -43,13 +43,15 @@ def _load_tfds(config: DataConfig, resolution: int) -> Dataset:
             image = tf.image.resize(tf.image.resize_with_crop_or_pad(image, side, side), (resolution, resolution))
             images.append(np.clip(np.round(image.numpy()), 0, 255).astype(np.uint8))
             labels.append(int(label))
-        return np.stack(images), np.array(labels, np.int64), info.features["label"].num_classes
+        names = getattr(info.features["label"], "names", None)
+        return np.stack(images), np.array(labels, np.int64), info.features["label"].num_classes, names
 
-    train_images, train_labels, classes = read(config.train_split, config.max_train)
+    train_images, train_labels, classes, names = read(config.train_split, config.max_train)
     if config.val_split is not None:
-        val_images, val_labels, _ = read(config.val_split, config.max_val)
+        val_images, val_labels, _, _ = read(config.val_split, config.max_val)
     else:
         mask = holdout(train_labels, config.val_fraction, config.seed)
         train_images, train_labels, val_images, val_labels = (
             train_images[~mask], train_labels[~mask], train_images[mask], train_labels[mask])
-    return Dataset(config.name, train_images, train_labels, val_images, val_labels, num_classes=classes)
+    return Dataset(config.name, train_images, train_labels, val_images, val_labels, num_classes=classes,
+                   preprocessing="square-tf", class_names=tuple(names) if names else None)

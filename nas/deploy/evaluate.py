@@ -20,7 +20,7 @@ import numpy as np
 from nas.common.errors import UserError
 
 from nas.data.images import is_image_file, normalize
-from nas.deploy.preprocessing import list_images, load_image, preprocess
+from nas.deploy.preprocessing import InputRecord, list_images, load_image
 
 BACKGROUND = "background"
 TOP_K = 5
@@ -37,43 +37,65 @@ class Classifier:
     """Normalised float images `[n, R, R, 3]` -> class probabilities `[n, classes]`."""
 
     predict: Callable[[np.ndarray], np.ndarray]
-    resolution: int
     num_outputs: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    record: InputRecord  # how an image becomes this model's input
+
+    @property
+    def resolution(self) -> int:
+        return self.record.resolution
 
     def prepare(self, image: np.ndarray, crop: bool = True) -> np.ndarray:
-        """uint8 RGB -> model input: the evaluation preprocessing (or, `crop=False`, only normalisation
-        of an image already at the model's resolution, as the offline digits are)."""
-        pixels = preprocess(image, self.resolution) if crop else image
-        return normalize(pixels, self.mean, self.std)
+        """uint8 RGB -> model input with the model's recorded preprocessing (or, `crop=False`, only
+        normalisation of an image already at the model's resolution, as the offline digits are)."""
+        if crop:
+            return self.record.prepare(image)
+        return normalize(image, self.record.mean, self.record.std)
 
 
-def keras_classifier(model, mean, std, batch_size: int = 32) -> Classifier:
+def keras_classifier(model, record: InputRecord, batch_size: int = 32) -> Classifier:
     def predict(images: np.ndarray) -> np.ndarray:
         out = [np.asarray(model(images[i:i + batch_size], training=False))
                for i in range(0, len(images), batch_size)]
         return softmax(np.concatenate(out).astype(np.float64))
 
-    return Classifier(predict, int(model.input_shape[1]), int(model.output_shape[-1]), tuple(mean), tuple(std))
+    return Classifier(predict, int(model.output_shape[-1]), record)
 
 
-def tflite_classifier(path: str | os.PathLike, mean, std) -> Classifier:
-    """A float or full-int8 `.tflite` file; outputs are softmaxed unless the file ends in a SOFTMAX."""
+def _outputs_probabilities(interp, ops: list[str]) -> bool:
+    """Does the file end in a softmax? A full-int8 file ends SOFTMAX, QUANTIZE (look past the
+    (de)quantisation); in a compiled Edge TPU file the softmax can sit inside the custom op, and
+    its output keeps the softmax's quantisation (uint8, scale 1/256, zero point 0)."""
+    ops = [op for op in ops if op not in ("QUANTIZE", "DEQUANTIZE")]
+    if ops and ops[-1] == "SOFTMAX":
+        return True
+    out = interp.get_output_details()[0]
+    scale, zero = out["quantization"]
+    return out["dtype"] == np.uint8 and zero == 0 and abs(scale - 1 / 256) < 1e-9
+
+
+def tflite_classifier(path: str | os.PathLike, mean=None, std=None, record: InputRecord | None = None,
+                      delegate=None) -> Classifier:
+    """A float or full-int8 `.tflite` file (through `delegate`, e.g. the Edge TPU's, when given);
+    outputs are softmaxed unless the file ends in one. `record` prepares its inputs; without one, the
+    reference's preprocessing at the file's resolution with `mean` / `std`."""
     from search_space.tflite import load_interpreter, op_names, run
 
-    interp = load_interpreter(path, num_threads=os.cpu_count() or 1)
-    # A full-int8 file ends SOFTMAX, QUANTIZE (int8 -> uint8): look past the (de)quantisation.
-    ops = [op for op in op_names(path) if op not in ("QUANTIZE", "DEQUANTIZE")]
-    ends_in_softmax = bool(ops) and ops[-1] == "SOFTMAX"
-    shape = interp.get_input_details()[0]["shape"]
+    interp = load_interpreter(path, num_threads=os.cpu_count() or 1, delegates=[delegate] if delegate else None)
+    # Without a delegate, list the file's own ops (the default XNNPACK delegate would hide them).
+    ops = [op["op_name"] for op in interp._get_ops_details()] if delegate else op_names(path)
+    probabilities = _outputs_probabilities(interp, ops)
+    size = int(interp.get_input_details()[0]["shape"][1])
+    if record is None:
+        record = InputRecord("reference", size, tuple(mean), tuple(std))
+    elif record.resolution != size:
+        raise UserError(f"the preprocessing record says {record.resolution} px but '{path}' takes {size} px: "
+                        "the record belongs to another model")
 
     def predict(images: np.ndarray) -> np.ndarray:
         out = run(interp, images).astype(np.float64)
-        return out if ends_in_softmax else softmax(out)
+        return out if probabilities else softmax(out)
 
-    return Classifier(predict, int(shape[1]), int(interp.get_output_details()[0]["shape"][-1]),
-                      tuple(mean), tuple(std))
+    return Classifier(predict, int(interp.get_output_details()[0]["shape"][-1]), record)
 
 
 def read_labels_map(path: str | os.PathLike) -> list[str]:

@@ -2,8 +2,9 @@
 
 - The exported graph ends in a softmax: it outputs class probabilities, not logits.
 - TFLite float: a plain conversion. Full-int8: converter optimisations on, builtin int8 ops only,
-  uint8 input and output, ranges calibrated on representative images that go through the
-  evaluation preprocessing (padded centre crop, bilinear resize, the spec's normalisation).
+  uint8 input and output, ranges calibrated on representative images prepared as the model's
+  preprocessing record says (`nas.deploy.preprocessing.InputRecord`: a trained run's own, the
+  reference's padded centre crop otherwise), the record and the class names written beside the file.
 - SavedModel: signature `serving_default`, input `input` (normalised float images), output
   `output` (probabilities); unlike the reference's (batch 1) it takes any batch size.
 - Edge TPU: `edgetpu_compiler` on the full-int8 file writes `<name>_edgetpu.tflite` beside it.
@@ -11,9 +12,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -26,7 +31,7 @@ from nas.common.errors import UserError
 from nas.common.files import atomic_path
 from nas.data.images import normalize
 from nas.data.offline import load_offline
-from nas.deploy.preprocessing import list_images, load_image, preprocess
+from nas.deploy.preprocessing import LABELS_FILE, RECORD_FILE, InputRecord, list_images, load_image, write_labels
 
 EDGETPU_COMPILER = "edgetpu_compiler"
 EDGETPU_INSTALL = ("install Coral's package edgetpu-compiler "
@@ -62,12 +67,14 @@ def check_writable(path: str | os.PathLike, directory: bool = False) -> Path:
 
 def calibration_images(
     spec: ModelSpec, data_dir: str | os.PathLike | None = None, count: int = 2000,
-    progress: Progress | None = None, seed: int = 0,
+    progress: Progress | None = None, seed: int = 0, record: InputRecord | None = None,
 ) -> Calibration:
-    """Normalised `(1, R, R, 3)` batches from `data_dir`'s images, else the built-in offline digits.
+    """Normalised `(1, R, R, 3)` batches from `data_dir`'s images, prepared with `record` (default:
+    the reference's preprocessing for `spec`), else the built-in offline digits.
 
     Images from a directory are shuffled with `seed` first, so a class-sorted tree still gives a mix.
     """
+    record = record or InputRecord.of(spec)
     size, mean, std = spec.resolution, spec.mean, spec.std
     step = max(1, count // 10)
 
@@ -82,11 +89,10 @@ def calibration_images(
 
         def from_files():
             for i, path in enumerate(chosen, 1):
-                yield normalize(preprocess(load_image(path), size), mean, std)[None]
+                yield record.prepare(load_image(path))[None]
                 report(i, len(chosen))
 
-        source = (f"{len(chosen)} images from '{data_dir}' (centre crop, bilinear resize to {size}, "
-                  f"(x - {mean[0]:g}) / {std[0]:g})")
+        source = f"{len(chosen)} images from '{data_dir}' ({record.describe()})"
         return Calibration(from_files, len(chosen), source)
 
     images, _ = load_offline(size, "train")
@@ -102,6 +108,21 @@ def calibration_images(
     return Calibration(from_offline, len(images), source)
 
 
+def write_sidecars(tflite_path: str | os.PathLike, record: InputRecord, labels) -> list[Path]:
+    """`<stem>.preprocessing.yaml` (and `<stem>.labels.txt`, when the class names are known) beside
+    the `.tflite`: what `nas eval --tflite` and an application need to feed it and name its outputs.
+    No maintained TFLite metadata writer works with TF 2.21 (tflite-support's last release needs
+    protobuf < 4), so they are files beside it, not metadata inside it."""
+    path = Path(tflite_path)
+    record_path, labels_path = (path.parent / f"{path.stem}.{name}" for name in (RECORD_FILE, LABELS_FILE))
+    written = [record.write(record_path)]
+    if labels is not None:
+        written.append(write_labels(labels_path, labels))
+    elif labels_path.is_file():
+        labels_path.unlink()  # a previous export's names would mislabel this model's outputs
+    return written
+
+
 def probabilities_model(model, batch_size: int | None = None):
     """`model` (logits) followed by a softmax, on an input of a fixed batch size if given.
 
@@ -115,14 +136,45 @@ def probabilities_model(model, batch_size: int | None = None):
     return keras.Model(inputs, outputs, name=model.name)
 
 
-def to_tflite(model, quantize: bool, calibration: Calibration | None = None) -> bytes:
-    """The `.tflite` bytes of `model` + softmax: full-int8 (uint8 in/out) when `quantize`, else float."""
+@contextlib.contextmanager
+def converter_output(verbose: bool = False):
+    """TensorFlow's converter writes its logs and warnings to the process's stderr, from C++ and
+    from Python ("Statistics for quantized inputs were expected...", "fully_quantize: 0, ..."): held
+    in a temporary file unless `verbose`, and shown only if the conversion fails."""
+    if verbose:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        failed = False
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if failed:
+                held.seek(0)
+                sys.stderr.write(held.read().decode(errors="replace"))
+
+
+def to_tflite(model, quantize: bool, calibration: Calibration | None = None, verbose: bool = False) -> bytes:
+    """The `.tflite` bytes of `model` + softmax: full-int8 (uint8 in/out) when `quantize`, else float.
+    The converter's own output is kept off the terminal unless `verbose`."""
     from search_space.tflite import convert
 
     if quantize and calibration is None:
         raise ValueError("full-int8 conversion needs calibration images")
-    return convert(probabilities_model(model, batch_size=1), quantize=quantize,
-                   representative=calibration.batches if quantize else None)
+    with converter_output(verbose):
+        return convert(probabilities_model(model, batch_size=1), quantize=quantize,
+                       representative=calibration.batches if quantize else None)
 
 
 def save_saved_model(model, directory: str | os.PathLike) -> Path:

@@ -4,6 +4,8 @@
     RUN_DIR/spec.yaml      the trained spec (the data's class count): `nas export/eval --ckpt RUN_DIR`
     RUN_DIR/checkpoint     TF's state file naming the latest model.ckpt-<step> (written last)
     RUN_DIR/train.yaml     the resolved recipe and data (a resume must match it)
+    RUN_DIR/preprocessing.yaml  how the held-out images were prepared: eval and export prepare inputs so
+    RUN_DIR/labels.txt     the class names, one per line by output index (background excluded)
     RUN_DIR/metrics.csv    one row per epoch;  RUN_DIR/tb/  TensorBoard;  curves.png;  summary.md
 """
 

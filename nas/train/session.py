@@ -14,6 +14,7 @@ from nas.common.schema import section_dict
 from nas.train.recipe import recipe_dict, resolve
 from nas.common.files import write_bytes
 from nas.common.lock import acquire_run_lock
+from nas.deploy.preprocessing import write_run_record
 from nas.train.run import TensorBoard, plot_curves, read_metrics, write_metrics, write_summary
 from nas.common.errors import UserError
 
@@ -138,6 +139,7 @@ def run(args, spec, data_config: DataConfig, train_config, run_dir: Path, say=pr
         if worker == 0:
             write_bytes(run_dir / "spec.yaml", spec.to_yaml().encode())
             write_bytes(run_dir / "train.yaml", record_text.encode())
+            write_run_record(run_dir, spec, data)  # how eval and export prepare inputs; the class names
         rows = []
         if resume_from is not None:
             trainer.restore(resume_from)
