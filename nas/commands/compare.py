@@ -1,7 +1,8 @@
 """`nas compare`: int8 models side by side on one labelled image directory: accuracy against predicted latency.
 
 The fair comparison the guide ends with (a searched model against EfficientNet-EdgeTPU-S fine-tuned on
-the same photos): every model is evaluated on the same images with `nas eval`'s preprocessing, and its
+the same photos): every model is evaluated on the same images, each prepared as its export recorded
+(`<stem>.preprocessing.yaml`, as `nas eval` does), and its
 Edge TPU latency is predicted from the file's own ops by the cost model (`nas latency predict FILE`).
 """
 
@@ -16,8 +17,6 @@ from nas.common.bounds import int_at_least
 from nas.common.errors import UserError
 from nas.common.tables import FORMATS, format_rows
 
-LABELS_SUFFIX = ".labels.txt"  # beside an exported `<stem>.tflite`: `<stem>.labels.txt`, one class name a line
-
 EXAMPLES = """\
 examples:
   nas compare searched_int8.tflite s_int8.tflite --data-dir parts/val
@@ -25,13 +24,16 @@ examples:
 """
 
 
-def _labels(model: Path, labels_map: str | None):
-    """The class names to match folders with: --labels-map, else the file exported beside the model."""
+def _recorded(model: Path, labels_map: str | None):
+    """(preprocessing record or None, class names or None) for a model: the files `nas export` wrote
+    beside it, the labels overridden by --labels-map."""
     from nas.deploy import evaluate
+    from nas.deploy.preprocessing import read_record, sidecars
 
-    beside = model.with_name(model.stem + LABELS_SUFFIX)
-    chosen = labels_map or (beside if beside.is_file() else None)
-    return evaluate.read_labels_map(chosen) if chosen else None
+    record_file, labels_file = sidecars(model)
+    chosen = labels_map or (labels_file if labels_file.is_file() else None)
+    return (read_record(record_file) if record_file.is_file() else None,
+            evaluate.read_labels_map(chosen) if chosen else None)
 
 
 def _check_model(path: Path) -> None:
@@ -50,8 +52,9 @@ def compare_row(path: Path, data_dir: str, labels_map: str | None, num_images: i
     from nas.commands.eval import DEFAULT_MEAN, DEFAULT_STD
     from nas.deploy import evaluate
 
-    classifier = evaluate.tflite_classifier(path, DEFAULT_MEAN, DEFAULT_STD)
-    data = evaluate.labelled_directory(data_dir, _labels(path, labels_map))
+    record, labels = _recorded(path, labels_map)
+    classifier = evaluate.tflite_classifier(path, DEFAULT_MEAN, DEFAULT_STD, record=record)
+    data = evaluate.labelled_directory(data_dir, labels)
     outputs = classifier.num_outputs
     if outputs not in (data.classes, data.classes + 1):
         raise UserError(f"'{path}' has {outputs} outputs but '{data_dir}' has {data.classes} classes: compare "
@@ -94,7 +97,8 @@ def register(commands) -> None:
         description="Evaluate int8 .tflite models on the same labelled images (DIR/<class>/<image>) and print "
                     "their top-1 accuracy beside their Edge TPU latency as the cost model predicts it from each "
                     "file. Folders are matched to classes by the labels exported beside each model "
-                    f"(<stem>{LABELS_SUFFIX}), --labels-map, or else sorted, as training numbers them.",
+                    "(<stem>.labels.txt), --labels-map, or else sorted, as training numbers them; images are prepared as "
+                    "each model's <stem>.preprocessing.yaml says.",
         epilog=EXAMPLES)
     parser.add_argument("models", nargs="+", metavar="MODEL.tflite", help="full-int8 .tflite files (not *_edgetpu)")
     parser.add_argument("--data-dir", required=True, metavar="DIR", help="labelled images: DIR/<class>/<image>")
