@@ -15,6 +15,7 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from latency.work import BIAS_BYTES, MAC_TILE, Work, op_work  # noqa: F401 (BIAS_BYTES public here)
 from search_space.errors import UserError
@@ -69,21 +70,31 @@ def _mappable(op: GraphOp) -> bool:
     return True
 
 
-def _macs(op: GraphOp, tile: int) -> tuple[str, int, int, int, int]:
-    """(kind, MACs, reduction dim, output channels, kernel taps) of a MAC op."""
+class MacShape(NamedTuple):
+    """What the cost model needs of a MAC op (latency.work.op_work's arguments)."""
+
+    kind: str  # in latency.work.OP_KINDS
+    macs: int
+    reduce: int  # reduction dimension: taps x input channels (a depthwise conv's: its taps)
+    out_ch: int
+    taps: int
+
+
+def _macs(op: GraphOp) -> MacShape:
     out = op.outputs[0].shape
     if op.name == "CONV_2D":
         cout, kh, kw, cin = op.inputs[1].shape
-        return (("conv1x1" if kh == kw == 1 else "conv"), math.prod(out[:-1]) * kh * kw * cin * cout, kh * kw * cin,
-                cout, kh * kw)
+        return MacShape("conv1x1" if kh == kw == 1 else "conv", math.prod(out[:-1]) * kh * kw * cin * cout,
+                        kh * kw * cin, cout, kh * kw)
     if op.name == "DEPTHWISE_CONV_2D":
         _, kh, kw, ch = op.inputs[1].shape
-        return "depthwise", math.prod(out[:-1]) * kh * kw * ch, kh * kw, ch, kh * kw
+        return MacShape("depthwise", math.prod(out[:-1]) * kh * kw * ch, kh * kw, ch, kh * kw)
     if op.name == "TRANSPOSE_CONV":  # inputs: output shape, weights (cout, kh, kw, cin), input
         cout, kh, kw, cin = op.inputs[1].shape
-        return "conv", math.prod(op.inputs[2].shape[:-1]) * kh * kw * cin * cout, kh * kw * cin, cout, kh * kw
+        return MacShape("conv", math.prod(op.inputs[2].shape[:-1]) * kh * kw * cin * cout, kh * kw * cin, cout,
+                        kh * kw)
     units, depth = op.inputs[1].shape  # FULLY_CONNECTED
-    return "dense", math.prod(out[:-1]) * units * depth, depth, units, 1
+    return MacShape("dense", math.prod(out[:-1]) * units * depth, depth, units, 1)
 
 
 def graph_work(ops: list[GraphOp], io_bytes: int, tile: int = MAC_TILE) -> Work:
@@ -100,7 +111,7 @@ def graph_work(ops: list[GraphOp], io_bytes: int, tile: int = MAC_TILE) -> Work:
         unknown = (op.name,) if base not in EDGETPU_OPS and base not in HOST_OPS else ()
         fallen_back = fallen_back or not _mappable(op)
         if fallen_back:  # the host runs it; tensors it takes from the Edge TPU cross USB
-            macs = _macs(op, tile)[1] if base in MAC_OPS else 0
+            macs = _macs(op).macs if base in MAC_OPS else 0
             crossing = sum(t.bytes for t in acts if t.id in on_tpu)
             crossing -= sum(t.bytes for t in op.outputs if t.model_output)  # io_bytes counted it as crossing
             work += Work(io_bytes=crossing, host_ops=1, host_macs=macs, host_bytes=in_bytes + out_bytes,
@@ -110,8 +121,9 @@ def graph_work(ops: list[GraphOp], io_bytes: int, tile: int = MAC_TILE) -> Work:
         if op.name in FREE_OPS:
             continue
         if op.name in MAC_OPS:
-            kind, macs, reduce, cout, taps = _macs(op, tile)
-            work += op_work(kind, macs, 0, reduce, cout, tile, in_bytes, out_bytes, taps)
+            m = _macs(op)
+            work += op_work(m.kind, m.macs, reduce=m.reduce, out_ch=m.out_ch, tile=tile, in_bytes=in_bytes,
+                            out_bytes=out_bytes, taps=m.taps)
         else:
             work += op_work(op.name.lower(), in_bytes=in_bytes, out_bytes=out_bytes)
     # a model that ends on the Edge TPU hands its outputs back: already counted in io_bytes
