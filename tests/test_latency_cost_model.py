@@ -22,6 +22,56 @@ from search_space.ops import Op
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "bench_edgetpu_model.md"
 
 
+# Coral's published USB Accelerator latencies (ms, batch 1, full-int8), written here so the check below needs
+# nothing outside the repository. Source: Coral's "Edge TPU performance benchmarks" page
+# (coral.ai/docs/edgetpu/benchmarks, USB Accelerator column, desktop host), except efficientnet-edgetpu-L:
+# Coral's EfficientNet-EdgeTPU models page (coral.ai/models, "Latency"). The README's claims on these
+# rows: every fitted row within +-20% of its published time, S and L (registry specs) within +-10%.
+PUBLISHED_USB_MS = {"mobilenet_v1": 2.4, "mobilenet_v2": 2.6, "squeezenet": 2.1,
+                    "efficientnet-edgetpu-S": 5.1, "efficientnet-edgetpu-L": 21.3}
+ROW_BOUND, SL_BOUND = 0.20, 0.10
+
+
+def _published_row_int8(name: str) -> bytes:
+    """Rebuild a published row as benchmarks/bench_edgetpu_model.py does (random weights, 224x224, batch 1)
+    and convert it to full-int8 TFLite; quantisation ranges from one random image (latency is shape-only)."""
+    import keras
+
+    from benchmarks.edgetpu_zoo import squeezenet
+    from search_space.tflite import convert, random_representative
+
+    if name == "squeezenet":
+        net = squeezenet(224)
+    else:
+        inputs = keras.Input((224, 224, 3), batch_size=1)
+        net = {"mobilenet_v1": keras.applications.MobileNet,
+               "mobilenet_v2": keras.applications.MobileNetV2}[name](weights=None, input_tensor=inputs)
+    try:
+        return convert(net, quantize=True, representative=random_representative(224, count=1))
+    finally:
+        keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2", "squeezenet"])
+def test_published_rows_from_graphs_built_here(name):
+    """Three published rows recomputed from graphs this test builds and converts (no cache, so it runs on a
+    fresh clone): the shipped constants put each within the bound the README claims, and the graph runs
+    wholly on the Edge TPU as Coral's does."""
+    from latency.edgetpu_model import predict_tflite
+
+    prediction = predict_tflite(_published_row_int8(name))
+    assert prediction.on_host == () and prediction.unknown == ()
+    assert abs(prediction.ms / PUBLISHED_USB_MS[name] - 1) <= ROW_BOUND, (name, prediction.ms)
+
+
+def test_efficientnet_edgetpu_s_and_l_against_their_published_latencies():
+    sim = make_latency_model("sim")
+    for x in "SL":
+        name = f"efficientnet-edgetpu-{x}"
+        predicted = sim.predict_ms(REGISTRY[name])
+        assert abs(predicted / PUBLISHED_USB_MS[name] - 1) <= SL_BOUND, (name, predicted)
+
+
 def test_sim_predicts_without_tensorflow():
     code = ("import sys; from latency import make_latency_model; from search_space import REGISTRY; "
             "import latency.tflite_ops, latency.work; "
