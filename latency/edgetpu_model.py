@@ -213,12 +213,15 @@ class TflitePrediction:
     ms: float
     on_host: tuple[str, ...]  # ops the Edge TPU compiler would leave to the host CPU, in order
     unknown: tuple[str, ...]  # ops the model does not know: run on the host, costed with its per-op default
+    host_reason: str = ""  # the first op the compiler cannot map, and why
 
     def describe(self) -> str:
         lines = []
         if self.on_host:
             lines.append(f"{len(self.on_host)} op(s) on the host CPU (from the first unsupported op on): "
                          + ", ".join(self.on_host))
+            if self.host_reason:
+                lines.append(f"first op on the host: {self.host_reason}")
         if self.unknown:
             lines.append("unknown to the cost model, costed as host ops (per-op default + bytes): "
                          + ", ".join(sorted(set(self.unknown))))
@@ -232,7 +235,7 @@ def predict_tflite(path, constants: EdgeTpuConstants | None = None) -> TflitePre
 
     c = constants or load_constants()
     work = tflite_work(path, c.mac_tile)
-    return TflitePrediction(predict_work_ms(work, c), work.on_host, work.unknown)
+    return TflitePrediction(predict_work_ms(work, c), work.on_host, work.unknown, work.host_reason)
 
 
 class LayerCost(NamedTuple):

@@ -98,6 +98,7 @@ class Work:
     host_bytes: int = 0  # activation bytes the host ops read and write
     on_host: tuple[str, ...] = ()  # names of the host ops, in order
     unknown: tuple[str, ...] = ()  # ops the model does not know, costed with the default
+    host_reason: str = ""  # the first op the compiler cannot map, and why (the host runs it and all after it)
     per_op: tuple[OpRecord, ...] = ()  # per Edge TPU op, in order
 
     def __post_init__(self):  # plain tuples (as a caller may write them) become named ones
@@ -114,7 +115,8 @@ class Work:
                     spill_bytes=a.spill_bytes + b.spill_bytes, peak_act_bytes=max(a.peak_act_bytes, b.peak_act_bytes),
                     host_ops=a.host_ops + b.host_ops, host_macs=a.host_macs + b.host_macs,
                     host_bytes=a.host_bytes + b.host_bytes, on_host=a.on_host + b.on_host,
-                    unknown=a.unknown + b.unknown, per_op=a.per_op + b.per_op)
+                    unknown=a.unknown + b.unknown, host_reason=a.host_reason or b.host_reason,
+                    per_op=a.per_op + b.per_op)
 
     @property
     def total_macs(self) -> int:
