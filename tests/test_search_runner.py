@@ -121,7 +121,7 @@ def test_outputs_are_files_people_can_open(tmp_path):
     lines = []
     trials = _search(_config(trials=9, top_k=3), run, lines=lines).run()
     names = {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()}
-    assert names == {".lock", "config.fingerprint.json", "config.yaml", "journal.jsonl", "controller.json", "trials.csv", "best.yaml", "summary.md",
+    assert names == {".lock", "config.fingerprint.json", "config.yaml", "journal.jsonl", "controller.json", "controller.npz", "trials.csv", "best.yaml", "summary.md",
                      "pareto.png", "top/1.yaml", "top/2.yaml", "top/3.yaml"}
     assert (run / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     best = max(trials, key=lambda t: t.reward)
