@@ -9,6 +9,7 @@ from nas.search.config import config_from_dict
 from nas.controllers import make_controller
 from nas.search.journal import Journal
 from nas.search.loop import FAILED_REWARD, SNAPSHOT_EVERY, Search
+from nas.search.snapshot import load_snapshot
 from nas.search.trial_runner import trial_seed
 from search_space.registry import get_spec
 from tests.search_helpers import SpecOnlyEvaluator, tiny_config
@@ -26,7 +27,8 @@ def _search(config, run_dir, evaluator=None, lines=None):
 
 
 def _state(run_dir):
-    return json.loads((run_dir / "controller.json").read_text())
+    trials, state = load_snapshot(run_dir / "controller.json")
+    return {"trials": trials, "state": state}
 
 
 def test_every_trial_is_journaled_with_its_measurements(tmp_path):
