@@ -40,9 +40,10 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from latency.work import (BIAS_BYTES, MAC_TILE, OP_KINDS, Work, layer_work, op_work, spec_work,  # noqa: F401
-                          spec_work_io)
+from latency.work import (BIAS_BYTES, MAC_TILE, OP_KINDS, ByKind, Work, layer_work, op_work,  # noqa: F401
+                          spec_work, spec_work_io)
 from search_space.errors import UserError
 from search_space.spec import ModelSpec
 
@@ -120,76 +121,91 @@ def load_constants(path: str | Path = CONSTANTS_PATH) -> EdgeTpuConstants:
         raise UserError(f"cannot read Edge TPU cost-model constants '{path}': {exc}") from None
 
 
+class AdditiveTerms(NamedTuple):
+    """The terms of one inference's time (ms) that add up over ops, so a layer's can be cached and summed."""
+
+    op_overhead: float  # ops' overhead not hidden behind their own work
+    mac_array: float  # padded MACs of every kind at their efficiencies
+    activation_bytes: float  # moved and laid out on chip, input/output and spills over USB
+    host_cpu: float  # ops the compiler leaves to the host
+
+    @property
+    def ms(self) -> float:
+        return self.op_overhead + self.mac_array + self.activation_bytes + self.host_cpu
+
+
+class ModelTerms(NamedTuple):
+    """The terms of one inference's time (ms) that depend on the whole model: not additive over ops."""
+
+    fixed: float
+    streamed_params: float  # parameters beyond what on-chip memory caches, over USB every inference
+    streaming_hidden: float  # minus the part of that streaming hidden behind the MAC array's work
+
+    @property
+    def ms(self) -> float:
+        return self.fixed + self.streamed_params + self.streaming_hidden
+
+
+def additive_terms(work: Work, c: EdgeTpuConstants) -> AdditiveTerms:
+    """The additive terms of `work`: with model_terms, the cost model's one formula."""
+    host = 0.0
+    if work.host_ops:
+        host = (c.host_op_ms * work.host_ops + 1e3 * work.host_macs / (c.host_gmacs_per_s * 1e9)
+                + 1e-3 * work.host_bytes / c.host_cpu_mb_per_s)
+    return AdditiveTerms(
+        c.op_overhead_ms * work.ops - hidden_overhead_ms(work, c), mac_array_ms(work.padded_macs, c),
+        1e-3 * (work.moved_bytes / c.move_mb_per_s + work.layout_bytes / c.layout_mb_per_s
+                + (work.io_bytes + 2 * work.spill_bytes) / c.host_mb_per_s), host)
+
+
+def model_terms(param_bytes: int, peak_act_bytes: int, mac_ms: float, c: EdgeTpuConstants) -> ModelTerms:
+    """Fixed cost and streaming of the parameters beyond the cache (Coral's compiler caches parameters in
+    what on-chip memory the executable and the largest activations leave, and streams the rest every
+    inference), a share (stream_overlap) of the shorter of streaming and the array's work `mac_ms` hidden:
+    parameters of later layers cross USB while earlier layers compute."""
+    stream = 1e-3 * max(0.0, param_bytes + peak_act_bytes - c.onchip_mb * 1e6) / c.host_mb_per_s
+    return ModelTerms(c.fixed_ms, stream, -(c.stream_overlap * (stream if stream < mac_ms else mac_ms)))
+
+
+def predict_work_ms(work: Work, c: EdgeTpuConstants) -> float:
+    additive = additive_terms(work, c)
+    return model_terms(work.param_bytes, work.peak_act_bytes, additive.mac_array, c).ms + additive.ms
+
+
 def breakdown_ms(work: Work, c: EdgeTpuConstants) -> dict[str, float]:
     """Where the time goes, in ms, term by term; `predict_work_ms` is their sum."""
-    usb = 1e-3 / c.host_mb_per_s  # ms per byte
-    out = {"fixed": c.fixed_ms, "op overhead": c.op_overhead_ms * work.ops - _hidden_ms(work, c)}
-    for kind, padded in zip(OP_KINDS, work.padded_macs):
-        out[f"{kind} MACs"] = 1e3 * padded / (PEAK_MACS_PER_S * c.efficiency(kind))
-    out["moved bytes"] = 1e-3 * work.moved_bytes / c.move_mb_per_s
-    out["layout bytes"] = 1e-3 * work.layout_bytes / c.layout_mb_per_s
-    out["streamed params"] = usb * _streamed(work.param_bytes, work.peak_act_bytes, c)
-    out["streaming hidden by MACs"] = -c.stream_overlap * min(out["streamed params"], _mac_ms(work, c))
-    out["input/output"] = usb * work.io_bytes
-    out["spilled activations"] = usb * 2 * work.spill_bytes
-    out["host CPU"] = (c.host_op_ms * work.host_ops + 1e3 * work.host_macs / (c.host_gmacs_per_s * 1e9)
-                       + 1e-3 * work.host_bytes / c.host_cpu_mb_per_s)
-    return out
+    additive = additive_terms(work, c)
+    model = model_terms(work.param_bytes, work.peak_act_bytes, additive.mac_array, c)
+    return {"fixed": model.fixed, "op overhead": additive.op_overhead, "MAC array": additive.mac_array,
+            "activation bytes": additive.activation_bytes, "streamed params": model.streamed_params,
+            "streaming hidden by MACs": model.streaming_hidden, "host CPU": additive.host_cpu}
 
 
-def _hidden_ms(work: Work, c: EdgeTpuConstants) -> float:
+def hidden_overhead_ms(work: Work, c: EdgeTpuConstants) -> float:
     """Op overhead hidden behind the ops' own work: the next op's instructions issue and its pipeline
     fills while this one computes, so a MAC op costs max(overhead, its work), i.e. overhead + work -
     min(overhead, work). A MAC-free op (add, pool, quantize, pad, ...) streams its activations through
     without an overhead of its own: it costs its bytes only. Ops without a per-op record (a hand-made
     Work) hide nothing."""
     o = c.op_overhead_ms
-    ms_per_mac = [1e3 / (PEAK_MACS_PER_S * e) for e in (c.efficiency_conv, c.efficiency_depthwise,
-                                                         c.efficiency_conv1x1, c.efficiency_dense)]
+    conv, depthwise, conv1x1, dense = (1e3 / (PEAK_MACS_PER_S * c.efficiency(k)) for k in OP_KINDS)
     move, layout = 1e-3 / c.move_mb_per_s, 1e-3 / c.layout_mb_per_s
     hidden = 0.0
-    for a, b, d, e, moved, laid in work.per_op:
-        if not (a or b or d or e):  # a MAC-free op: no overhead of its own, only its bytes
+    for record in work.per_op:
+        p = record.padded_macs
+        if not (p.conv or p.depthwise or p.conv1x1 or p.dense):  # MAC-free: no overhead of its own, only its bytes
             hidden += o
             continue
-        t = a * ms_per_mac[0] + b * ms_per_mac[1] + d * ms_per_mac[2] + e * ms_per_mac[3] + moved * move + laid * layout
+        t = (p.conv * conv + p.depthwise * depthwise + p.conv1x1 * conv1x1 + p.dense * dense
+             + record.moved_bytes * move + record.layout_bytes * layout)
         hidden += t if t < o else o
     return hidden
 
 
-def _mac_ms(work: Work, c: EdgeTpuConstants) -> float:
+def mac_array_ms(padded: ByKind, c: EdgeTpuConstants) -> float:
     """The MAC array's time: the padded MACs of every kind at their efficiencies."""
-    return 1e3 * sum(p / e for p, e in zip(work.padded_macs, (c.efficiency_conv, c.efficiency_depthwise,
-                                                              c.efficiency_conv1x1, c.efficiency_dense))) / PEAK_MACS_PER_S
-
-
-def _linear_ms(work: Work, c: EdgeTpuConstants) -> float:
-    """Every term but the fixed cost and parameter streaming: additive over ops, so it can be cached
-    per layer. The sum of breakdown_ms's terms, inlined: this runs once per candidate in a search."""
-    ms = (c.op_overhead_ms * work.ops - _hidden_ms(work, c) + _mac_ms(work, c)
-          + 1e-3 * (work.moved_bytes / c.move_mb_per_s + work.layout_bytes / c.layout_mb_per_s + (work.io_bytes + 2 * work.spill_bytes) / c.host_mb_per_s))
-    if work.host_ops:
-        ms += (c.host_op_ms * work.host_ops + 1e3 * work.host_macs / (c.host_gmacs_per_s * 1e9)
-               + 1e-3 * work.host_bytes / c.host_cpu_mb_per_s)
-    return ms
-
-
-def _streamed(param_bytes: int, peak_act_bytes: int, c: EdgeTpuConstants) -> float:
-    """Parameter bytes that do not fit beside the activations: Coral's compiler caches parameters in what
-    on-chip memory the executable and activations leave, and streams the rest every inference."""
-    return max(0.0, param_bytes + peak_act_bytes - c.onchip_mb * 1e6)
-
-
-def _fixed_and_streaming_ms(param_bytes: int, peak_act_bytes: int, mac_ms: float, c: EdgeTpuConstants) -> float:
-    """Fixed cost plus streaming of the parameters beyond the cache, a share (stream_overlap) of the shorter
-    of streaming and the array's work `mac_ms` hidden: parameters of later layers cross USB while earlier
-    layers compute."""
-    stream = 1e-3 * _streamed(param_bytes, peak_act_bytes, c) / c.host_mb_per_s
-    return c.fixed_ms + stream - c.stream_overlap * (stream if stream < mac_ms else mac_ms)
-
-
-def predict_work_ms(work: Work, c: EdgeTpuConstants) -> float:
-    return _fixed_and_streaming_ms(work.param_bytes, work.peak_act_bytes, _mac_ms(work, c), c) + _linear_ms(work, c)
+    return 1e3 * (padded.conv / c.efficiency_conv + padded.depthwise / c.efficiency_depthwise
+                  + padded.conv1x1 / c.efficiency_conv1x1 + padded.dense / c.efficiency_dense) / PEAK_MACS_PER_S
 
 
 @dataclass(frozen=True)
@@ -197,12 +213,15 @@ class TflitePrediction:
     ms: float
     on_host: tuple[str, ...]  # ops the Edge TPU compiler would leave to the host CPU, in order
     unknown: tuple[str, ...]  # ops the model does not know: run on the host, costed with its per-op default
+    host_reason: str = ""  # the first op the compiler cannot map, and why
 
     def describe(self) -> str:
         lines = []
         if self.on_host:
             lines.append(f"{len(self.on_host)} op(s) on the host CPU (from the first unsupported op on): "
                          + ", ".join(self.on_host))
+            if self.host_reason:
+                lines.append(f"first op on the host: {self.host_reason}")
         if self.unknown:
             lines.append("unknown to the cost model, costed as host ops (per-op default + bytes): "
                          + ", ".join(sorted(set(self.unknown))))
@@ -216,7 +235,16 @@ def predict_tflite(path, constants: EdgeTpuConstants | None = None) -> TflitePre
 
     c = constants or load_constants()
     work = tflite_work(path, c.mac_tile)
-    return TflitePrediction(predict_work_ms(work, c), work.on_host, work.unknown)
+    return TflitePrediction(predict_work_ms(work, c), work.on_host, work.unknown, work.host_reason)
+
+
+class LayerCost(NamedTuple):
+    """What the cost model keeps of one layer's work: its additive ms and what the whole-model terms need."""
+
+    additive_ms: float
+    param_bytes: int
+    peak_act_bytes: int
+    mac_ms: float
 
 
 class EdgeTpuCostModel:
@@ -226,7 +254,11 @@ class EdgeTpuCostModel:
 
     def __init__(self, constants: EdgeTpuConstants | None = None):
         self.constants = constants or load_constants()
-        self._layer_cache: dict = {}  # layer -> (its additive ms, parameter bytes, activation bytes, MAC ms)
+        self._layer_cache: dict = {}  # layer -> LayerCost
+
+    def _cost(self, work: Work) -> LayerCost:
+        additive = additive_terms(work, self.constants)
+        return LayerCost(additive.ms, work.param_bytes, work.peak_act_bytes, additive.mac_array)
 
     def predict_ms(self, spec: ModelSpec) -> float:
         """predict_work_ms(spec_work(spec)), without building the summed Work: candidates in a search
@@ -234,18 +266,17 @@ class EdgeTpuCostModel:
         c, cache = self.constants, self._layer_cache
         if len(cache) > 65536:
             cache.clear()
-        io = spec_work_io(spec)
-        ms, params, peak, mac = _linear_ms(io, c), 0, io.peak_act_bytes, _mac_ms(io, c)
+        io = self._cost(spec_work_io(spec))
+        ms, params, peak, mac = io.additive_ms, 0, io.peak_act_bytes, io.mac_ms
         for layer in spec.layers():
             hit = cache.get(layer)
             if hit is None:
-                work = layer_work(layer, c.mac_tile)
-                hit = cache[layer] = (_linear_ms(work, c), work.param_bytes, work.peak_act_bytes, _mac_ms(work, c))
-            ms += hit[0]
-            params += hit[1]
-            peak = max(peak, hit[2])
-            mac += hit[3]
-        return ms + _fixed_and_streaming_ms(params, peak, mac, c)
+                hit = cache[layer] = self._cost(layer_work(layer, c.mac_tile))
+            ms += hit.additive_ms
+            params += hit.param_bytes
+            peak = max(peak, hit.peak_act_bytes)
+            mac += hit.mac_ms
+        return ms + model_terms(params, peak, mac, c).ms
 
     def predict_tflite_ms(self, path) -> float:
         return predict_tflite(path, self.constants).ms

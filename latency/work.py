@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from search_space.ops import Op
 from search_space.spec import Layer, ModelSpec
@@ -52,12 +53,38 @@ LAYOUT_KINDS = frozenset({"pad", "padv2", "split", "split_v", "slice", "strided_
                           "transpose", "space_to_depth", "depth_to_space"})
 
 
+class ByKind(NamedTuple):
+    """A quantity per MAC op kind (OP_KINDS, in this order)."""
+
+    conv: float = 0
+    depthwise: float = 0
+    conv1x1: float = 0
+    dense: float = 0
+
+    def __add__(self, other: "ByKind") -> "ByKind":  # type: ignore[override]  # element-wise, not concatenation
+        return ByKind(self.conv + other.conv, self.depthwise + other.depthwise, self.conv1x1 + other.conv1x1,
+                      self.dense + other.dense)
+
+    @classmethod
+    def one(cls, kind: str, value: float) -> "ByKind":
+        return cls(**{kind: value})
+
+
+class OpRecord(NamedTuple):
+    """One Edge TPU op's own work: the op overhead is hidden behind it up to its time
+    (edgetpu_model.hidden_overhead_ms)."""
+
+    padded_macs: ByKind = ByKind()
+    moved_bytes: int = 0
+    layout_bytes: int = 0
+
+
 @dataclass(frozen=True)
 class Work:
     """What one inference asks of the chip and of the host."""
 
-    macs: tuple[int, int, int, int] = (0, 0, 0, 0)  # in OP_KINDS order, as computed
-    padded_macs: tuple[float, float, float, float] = (0, 0, 0, 0)  # ... partial array tiles counted whole
+    macs: ByKind = ByKind()  # as computed
+    padded_macs: ByKind = ByKind()  # ... partial array tiles counted whole
     ops: int = 0  # ops mapped to the Edge TPU (layout-only RESHAPE/SQUEEZE not counted)
     param_bytes: int = 0
     io_bytes: int = 0  # model input and output, and tensors handed between Edge TPU and host
@@ -71,18 +98,25 @@ class Work:
     host_bytes: int = 0  # activation bytes the host ops read and write
     on_host: tuple[str, ...] = ()  # names of the host ops, in order
     unknown: tuple[str, ...] = ()  # ops the model does not know, costed with the default
-    # per Edge TPU op: its padded MACs (OP_KINDS order), moved and layout bytes; the op overhead is hidden
-    # behind the op's own work up to that work's time (edgetpu_model._hidden_ms)
-    per_op: tuple[tuple[float, float, float, float, int, int], ...] = ()
+    host_reason: str = ""  # the first op the compiler cannot map, and why (the host runs it and all after it)
+    per_op: tuple[OpRecord, ...] = ()  # per Edge TPU op, in order
+
+    def __post_init__(self):  # plain tuples (as a caller may write them) become named ones
+        for name in ("macs", "padded_macs"):
+            value = getattr(self, name)
+            if not isinstance(value, ByKind):
+                object.__setattr__(self, name, ByKind(*value))
 
     def __add__(self, other: "Work") -> "Work":
         a, b = self, other
-        return Work(tuple(x + y for x, y in zip(a.macs, b.macs)),
-                    tuple(x + y for x, y in zip(a.padded_macs, b.padded_macs)), a.ops + b.ops,
-                    a.param_bytes + b.param_bytes, a.io_bytes + b.io_bytes, a.moved_bytes + b.moved_bytes,
-                    a.layout_bytes + b.layout_bytes,
-                    a.spill_bytes + b.spill_bytes, max(a.peak_act_bytes, b.peak_act_bytes), a.host_ops + b.host_ops, a.host_macs + b.host_macs,
-                    a.host_bytes + b.host_bytes, a.on_host + b.on_host, a.unknown + b.unknown, a.per_op + b.per_op)
+        return Work(macs=a.macs + b.macs, padded_macs=a.padded_macs + b.padded_macs, ops=a.ops + b.ops,
+                    param_bytes=a.param_bytes + b.param_bytes, io_bytes=a.io_bytes + b.io_bytes,
+                    moved_bytes=a.moved_bytes + b.moved_bytes, layout_bytes=a.layout_bytes + b.layout_bytes,
+                    spill_bytes=a.spill_bytes + b.spill_bytes, peak_act_bytes=max(a.peak_act_bytes, b.peak_act_bytes),
+                    host_ops=a.host_ops + b.host_ops, host_macs=a.host_macs + b.host_macs,
+                    host_bytes=a.host_bytes + b.host_bytes, on_host=a.on_host + b.on_host,
+                    unknown=a.unknown + b.unknown, host_reason=a.host_reason or b.host_reason,
+                    per_op=a.per_op + b.per_op)
 
     @property
     def total_macs(self) -> int:
@@ -122,17 +156,17 @@ def op_work(kind: str, macs: int = 0, param_bytes: int = 0, reduce: int = 0, out
     if kind in LAYOUT_KINDS:
         return Work(ops=1, param_bytes=param_bytes, layout_bytes=in_bytes + out_bytes,
                     spill_bytes=spill(in_bytes, out_bytes), peak_act_bytes=in_bytes + out_bytes,
-                    per_op=((0.0, 0.0, 0.0, 0.0, 0, in_bytes + out_bytes),))
+                    per_op=(OpRecord(layout_bytes=in_bytes + out_bytes),))
     if kind not in OP_KINDS:
         return Work(ops=1, param_bytes=param_bytes, moved_bytes=in_bytes + out_bytes,
                     spill_bytes=spill(in_bytes, out_bytes), peak_act_bytes=in_bytes + out_bytes,
-                    per_op=((0.0, 0.0, 0.0, 0.0, in_bytes + out_bytes, 0),))
+                    per_op=(OpRecord(moved_bytes=in_bytes + out_bytes),))
     padded = macs * ((reduce_cycles(kind, reduce, taps) + DRAIN_CYCLES) / reduce if reduce else 1.0) * (
         tiling(out_ch, tile) if out_ch else 1.0)
-    by_kind = tuple(macs if k == kind else 0 for k in OP_KINDS)
-    padded_by_kind = tuple(padded if k == kind else 0 for k in OP_KINDS)
-    return Work(by_kind, padded_by_kind, 1, param_bytes, spill_bytes=spill(in_bytes, out_bytes),  # type: ignore
-                peak_act_bytes=in_bytes + out_bytes, per_op=(padded_by_kind + (0, 0),))
+    padded_by_kind = ByKind.one(kind, padded)
+    return Work(macs=ByKind.one(kind, macs), padded_macs=padded_by_kind, ops=1, param_bytes=param_bytes,
+                spill_bytes=spill(in_bytes, out_bytes), peak_act_bytes=in_bytes + out_bytes,
+                per_op=(OpRecord(padded_by_kind),))
 
 
 def _map(size: int, ch: int) -> int:
@@ -146,14 +180,17 @@ def tflite_op_work(op: Op, tile: int = MAC_TILE) -> Work:
     if op.kind == "se":
         e, s, m = op.out_ch, op.hidden, _map(op.in_size, op.out_ch)
         return (op_work("pool", in_bytes=m, out_bytes=e)
-                + op_work("conv1x1", e * s, e * s + BIAS_BYTES * s, e, s, tile, e, s)
-                + op_work("conv1x1", s * e, s * e + BIAS_BYTES * e, s, e, tile, s, e)
+                + op_work("conv1x1", e * s, e * s + BIAS_BYTES * s, reduce=e, out_ch=s, tile=tile, in_bytes=e,
+                          out_bytes=s)
+                + op_work("conv1x1", s * e, s * e + BIAS_BYTES * e, reduce=s, out_ch=e, tile=tile, in_bytes=s,
+                          out_bytes=e)
                 + op_work("logistic", in_bytes=e, out_bytes=e) + op_work("mul", in_bytes=m + e, out_bytes=m))
     if op.kind in OP_KINDS:
         reduce = {"conv": op.kernel * op.kernel * op.in_ch, "conv1x1": op.in_ch, "dense": op.in_ch,
                   "depthwise": op.kernel * op.kernel}[op.kind]
-        return op_work(op.kind, op.macs, op.weights + BIAS_BYTES * op.out_ch, reduce, op.out_ch, tile,
-                       in_map, out_map, op.kernel * op.kernel if op.kind in ("conv", "depthwise") else 1)
+        return op_work(op.kind, op.macs, op.weights + BIAS_BYTES * op.out_ch, reduce=reduce, out_ch=op.out_ch,
+                       tile=tile, in_bytes=in_map, out_bytes=out_map,
+                       taps=op.kernel * op.kernel if op.kind in ("conv", "depthwise") else 1)
     if op.kind == "add":
         return op_work("add", in_bytes=2 * in_map, out_bytes=out_map)
     return op_work(op.kind, in_bytes=in_map, out_bytes=out_map)

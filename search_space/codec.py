@@ -27,6 +27,13 @@ class BlockStringError(UserError):
     pass
 
 
+# Every numeric field's inclusive range (se_ratio: a float). The upper bounds are far beyond any published
+# block (EfficientNet-L2: kernel 5, 640 filters, 7 repeats after scaling); they keep sizes finite for the
+# integer and float arithmetic of counting, building and the cost model.
+BLOCK_BOUNDS = {"kernel": (1, 31), "stride": (1, 2), "expand_ratio": (1, 64), "in_filters": (1, 65536),
+                "out_filters": (1, 65536), "repeats": (1, 1000), "se_ratio": (0.0, 1.0)}
+
+
 @dataclass(frozen=True)
 class BlockSpec:
     """One stage before repetition, exactly as a block string states it."""
@@ -48,6 +55,8 @@ class BlockSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise SpecError(f"block {name} must be a positive whole number, got {value!r}")
+            if value > BLOCK_BOUNDS[name][1]:
+                raise SpecError(f"block {name} must be at most {BLOCK_BOUNDS[name][1]}, got {value!r}")
         if self.kernel % 2 == 0:
             raise SpecError(f"block kernel must be odd, got {self.kernel}")
         if self.stride not in (1, 2):

@@ -17,7 +17,8 @@ from typing import Any, Sequence
 
 from search_space.errors import UserError
 from search_space.ops import block_kinds
-from search_space.spec import _printable, BlockSpec, Layer, ModelSpec, round_filters
+from search_space.codec import BLOCK_BOUNDS
+from search_space.spec import SPEC_BOUNDS, _printable, BlockSpec, Layer, ModelSpec, round_filters
 
 DECISIONS = ("kind", "kernel", "expand_ratio", "filter_multiplier", "repeats_delta", "skip", "se_ratio")
 EDGETPU_CHOICES: dict[str, tuple] = {
@@ -49,6 +50,13 @@ class StageChoices:
         return getattr(self, decision)
 
 
+# The numeric options' ranges: a block's own bounds (search_space.codec.BLOCK_BOUNDS), a spec's width bound
+# for the multiplier; repeats_delta within minus to plus the most repeats.
+CHOICE_BOUNDS = {"kernel": BLOCK_BOUNDS["kernel"], "expand_ratio": BLOCK_BOUNDS["expand_ratio"],
+                 "filter_multiplier": SPEC_BOUNDS["width"], "se_ratio": (0.0, 1.0),
+                 "repeats_delta": (-BLOCK_BOUNDS["repeats"][1], BLOCK_BOUNDS["repeats"][1])}
+
+
 def _check_options(path: str, name: str, values: Any) -> tuple:
     if not isinstance(values, (list, tuple)) or not values:
         raise SpaceError(f"{path}.{name}: expected a non-empty list of options, got {values!r}")
@@ -64,11 +72,12 @@ def _check_options(path: str, name: str, values: Any) -> tuple:
         elif name == "skip":
             ok = isinstance(v, bool)
         elif name in ("kernel", "expand_ratio"):
-            ok = isinstance(v, int) and not isinstance(v, bool) and v > 0 and (name != "kernel" or v % 2 == 1)
+            ok = (isinstance(v, int) and not isinstance(v, bool) and 0 < v <= CHOICE_BOUNDS[name][1]
+                  and (name != "kernel" or v % 2 == 1))
         elif name == "repeats_delta":
-            ok = isinstance(v, int) and not isinstance(v, bool)
-        elif name == "filter_multiplier":
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+            ok = isinstance(v, int) and not isinstance(v, bool) and abs(v) <= CHOICE_BOUNDS[name][1]
+        elif name == "filter_multiplier":  # NaN fails every comparison
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= CHOICE_BOUNDS[name][1]
         else:  # se_ratio
             ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
         if not ok:

@@ -84,6 +84,31 @@ class Layer:
         )
 
 
+# Every numeric field's range (what __post_init__ enforces; NaN and infinities are never within one). Upper
+# bounds are far beyond any published model (EfficientNet-L2: width 4.3, depth 5.3, 800 px); they keep the
+# rounding, counting and cost-model arithmetic finite (width 1e308 overflows `round_filters`).
+SPEC_BOUNDS = {"width": (0.0, 100.0), "depth": (0.0, 100.0), "resolution": (1, 8192), "num_classes": (1, 1_000_000),
+               "stem_filters": (1, 65536), "head_filters": (1, 65536), "depth_divisor": (1, 1024),
+               "dropout": (0.0, 1.0), "drop_connect": (0.0, 1.0), "bn_momentum": (0.0, 1.0),
+               "bn_epsilon": (0.0, 1.0)}
+INT_FIELDS = frozenset({"resolution", "num_classes", "stem_filters", "head_filters", "depth_divisor"})
+OPEN_BELOW = frozenset({"width", "depth", "bn_epsilon"})  # these exclude their lower bound ...
+OPEN_ABOVE = frozenset({"dropout", "drop_connect"})  # ... and these their upper one
+CHANNEL_BOUNDS = {"mean": (-1e6, 1e6), "std": (0.0, 1e6)}  # per channel; std excludes 0
+
+
+def _within(value: Any, low: float, high: float, open_below: bool, open_above: bool) -> bool:
+    """A real number (not bool, NaN or infinite) in the range; NaN fails every comparison."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return (value > low if open_below else value >= low) and (value < high if open_above else value <= high)
+
+
+def _interval(low: float, high: float, name: str) -> str:
+    open_below = name in OPEN_BELOW or name == "std"
+    return f"{'(' if open_below else '['}{low:g}, {high:g}{')' if name in OPEN_ABOVE else ']'}"
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A whole network: base blocks, scaling coefficients and the training-relevant settings."""
@@ -118,18 +143,22 @@ class ModelSpec:
             raise SpecError(f"activation '{self.activation}' is not one of {', '.join(ACTIVATIONS)}")
         if self.fused_stride_on not in FUSED_STRIDE_PLACES:
             raise SpecError(f"fused_stride_on must be one of {', '.join(FUSED_STRIDE_PLACES)}")
-        for name in ("width", "depth"):
-            if not getattr(self, name) > 0:
-                raise SpecError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("resolution", "num_classes", "stem_filters", "head_filters", "depth_divisor"):
+        for name, (low, high) in SPEC_BOUNDS.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise SpecError(f"{name} must be a positive whole number, got {value!r}")
-        for name in ("dropout", "drop_connect"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise SpecError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise SpecError("mean and std need three values each, std positive")
+            if name in INT_FIELDS:
+                if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                    raise SpecError(f"{name} must be a positive whole number, got {value!r}")
+                if value > high:
+                    raise SpecError(f"{name} must be at most {high}, got {value!r}")
+            elif not _within(value, low, high, name in OPEN_BELOW, name in OPEN_ABOVE):
+                raise SpecError(f"{name} must be a number in {_interval(low, high, name)}, got {value!r}")
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise SpecError("mean and std need three values each")
+        for name in ("mean", "std"):
+            low, high = CHANNEL_BOUNDS[name]
+            if not all(_within(v, low, high, name == "std", False) for v in getattr(self, name)):
+                raise SpecError(f"{name} values must be numbers in {_interval(low, high, name)}, "
+                                f"got {list(getattr(self, name))}")
         if self.include_background and self.num_classes < 2:
             raise SpecError("include_background needs at least 2 classes")
 

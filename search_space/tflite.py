@@ -74,11 +74,15 @@ def load_interpreter(
     num_threads: int = 1,
     delegates: list | None = None,
     default_delegates: bool = True,
+    allocate: bool = True,
 ):
-    """A LiteRT interpreter over a .tflite file or bytes, tensors allocated.
+    """A LiteRT interpreter over a .tflite file or bytes, tensors allocated unless `allocate` is False
+    (the graph's ops and tensor details are readable either way).
 
     `default_delegates=False` leaves out the default XNNPACK delegate, so the node list shows the
-    builtin ops the file names rather than one DELEGATE node.
+    builtin ops the file names rather than one DELEGATE node. A leading batch dimension unknown at
+    conversion is allocated as 1, the batch every reader here runs; an input with an unknown inner
+    dimension is refused (there is no size to allocate or time it at).
     """
     module = _interpreter_module()
     content = _read(model)
@@ -89,7 +93,13 @@ def load_interpreter(
         kwargs["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     try:
         interp = module.Interpreter(**kwargs)
-        interp.allocate_tensors()
+        if allocate:
+            for d in interp.get_input_details():
+                signature = d.get("shape_signature", d["shape"])
+                if any(int(x) < 0 for x in signature[1:]):
+                    raise UserError(f"{_describe(model)} has an input of unknown size {[int(x) for x in signature]} "
+                                    "(-1: unknown); convert it with a fixed input size (only the batch may be unknown)")
+            interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise UserError(f"{_describe(model)} is not a valid TFLite model: {str(exc).splitlines()[0]}") from None
     return interp

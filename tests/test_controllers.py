@@ -217,3 +217,68 @@ def test_controllers_do_not_import_tensorflow():
             "    c = make_controller(n, [2, 3, 2]); d = c.ask(); c.tell(d, 0.5)\n"
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _default_mnas_after(trials: int):
+    """The default `mnas` controller over the default EdgeTPU space, told `trials` trials."""
+    from search_space.space import SearchSpace
+
+    controller = make_controller("mnas", SearchSpace.from_dict(None).cardinalities, None, seed=0)
+    for _ in range(trials):
+        d = controller.ask()
+        controller.tell(d, _toy_reward(d[:len(CARDS)]))
+    return controller
+
+
+def _continue(controller, steps=12):
+    out = []
+    for _ in range(steps):
+        d = controller.ask()
+        controller.tell(d, _toy_reward(d[:len(CARDS)]))
+        out.append(d)
+    return out
+
+
+def test_snapshot_is_a_small_json_beside_binary_arrays_and_resumes_exactly(tmp_path):
+    from nas.search.snapshot import arrays_path, load_snapshot, save_snapshot
+
+    a = _default_mnas_after(2)
+    old_size = len(json.dumps({"trials": 2, "state": a.state()}))  # what the JSON-only snapshot wrote
+    path = tmp_path / "controller.json"
+    save_snapshot(path, a, 2)
+    assert path.stat().st_size < 20_000 < 1_000_000 < old_size  # the arrays left the JSON ...
+    assert arrays_path(path).stat().st_size < old_size / 2  # ... as float64 binary
+    assert not [p.name for p in tmp_path.iterdir() if p.name not in ("controller.json", "controller.npz")]
+    trials, state = load_snapshot(path)
+    assert trials == 2 and state == a.state()  # every float bit for bit
+    b = _default_mnas_after(0)
+    b.load_state(state)
+    assert _continue(a) == _continue(b)
+
+
+def test_a_snapshot_in_the_old_json_format_still_loads(tmp_path):
+    """Written as the JSON-only format wrote it (the old save_snapshot's one line, arrays as lists)."""
+    from nas.search.snapshot import load_snapshot
+
+    a = _default_mnas_after(5)
+    path = tmp_path / "controller.json"
+    path.write_text(json.dumps({"trials": 5, "state": a.state()}))
+    trials, state = load_snapshot(path)
+    assert trials == 5 and state == a.state()
+    b = _default_mnas_after(0)
+    b.load_state(state)
+    assert _continue(a) == _continue(b)
+
+
+def test_arrays_that_do_not_match_the_json_are_refused(tmp_path):
+    """A kill between the two writes leaves new arrays beside an old JSON: refused (the run then replays the
+    whole journal), never silently mixed."""
+    from nas.search.snapshot import load_snapshot, save_snapshot
+
+    path = tmp_path / "controller.json"
+    save_snapshot(path, _default_mnas_after(2), 2)
+    old_json = path.read_text()
+    save_snapshot(path, _default_mnas_after(10), 10)  # past the first PPO update (batch 8): new weights
+    path.write_text(old_json)
+    with pytest.raises(ValueError, match="controller.npz is not the one controller.json was written with"):
+        load_snapshot(path)

@@ -16,6 +16,7 @@ from nas.controllers.keras_tuner import (KerasTunerController, BayesianOptions, 
                                          space_decisions, space_hyperparameters)
 from nas.search.journal import Journal
 from nas.search.loop import FAILED_REWARD
+from nas.search.snapshot import load_snapshot
 from search_space.errors import UserError
 from tests.cli_helpers import run_cli
 
@@ -259,16 +260,16 @@ def test_nas_search_runs_the_bayesian_oracle_end_to_end(tmp_path, capsys):
     trials = Journal(run / "journal.jsonl").read()
     assert [t.trial for t in trials] == [0, 1, 2, 3] and all(t.ok for t in trials)
     assert all("proxy_epochs" not in t.extra for t in trials)  # Bayesian: the whole proxy every time
-    saved = json.loads((run / "controller.json").read_text())
-    assert saved["trials"] == 4
+    saved_trials, saved_state = load_snapshot(run / "controller.json")
+    assert saved_trials == 4
     config = config_from_dict(yaml.safe_load((run / "config.yaml").read_text()), "bayes")
     replayed = make_controller(config.controller, config.space.cardinalities, config.controller_options,
                                seed=config.run.seed)
     for t in trials:  # the journal is exactly what the controller proposes, told what the journal holds
         assert replayed.ask() == t.decisions
         replayed.tell(t.decisions, t.reward)
-    assert saved["state"] == json.loads(json.dumps(replayed.state()))
-    scores = [tr["score"] for tr in saved["state"]["trials"]]
+    assert saved_state == json.loads(json.dumps(replayed.state()))
+    scores = [tr["score"] for tr in saved_state["trials"]]
     assert scores == pytest.approx([t.reward for t in trials])  # the oracle saw the search's reward
 
 
@@ -304,7 +305,7 @@ def test_hyperband_through_nas_search_trains_rungs_briefly_and_resumes_exactly(t
     for t in trials:  # the resumed run continued exactly as an uninterrupted one would have
         assert fresh.ask() == t.decisions and fresh.budget() == (0.5 if t.extra.get("proxy_epochs") else 1.0)
         fresh.tell(t.decisions, t.reward)
-    assert json.loads((run / "controller.json").read_text())["state"] == json.loads(json.dumps(fresh.state()))
+    assert load_snapshot(run / "controller.json")[1] == json.loads(json.dumps(fresh.state()))
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from latency.edgetpu_model import spec_work
 from latency.lookup_table import LookupTable
 from latency.tflite_ops import tflite_work
 from nas.cli import main
+from tests.cli_helpers import assert_one_line_error, run_cli
 from search_space import REGISTRY
 
 TINY = {"search_space": {
@@ -131,3 +132,61 @@ def test_refine_keeps_the_faster_pass(sim_table, capsys):
     refined = LookupTable.load(lut)
     assert refined.entries[slow_key]["ms"] == pytest.approx(slow["ms"], rel=1e-5)
     assert refined.entries[fast_key]["ms"] == pytest.approx(fast["ms"] / 3, rel=1e-5)
+
+
+def _converted(tmp_path, name, batch_size, spatial=(24, 24), flatten=False):
+    """A small Keras classifier converted to full-int8 with TFLiteConverter.from_keras_model, the way
+    Coral's retraining tutorial converts (a model built without a batch size leaves the batch unknown)."""
+    import keras
+    import numpy as np
+    from keras import layers as kl
+
+    from search_space.tflite import convert
+
+    inp = keras.Input((*spatial, 3), batch_size=batch_size)
+    x = kl.Conv2D(16, 3, strides=2, padding="same", activation="relu")(inp)
+    x = kl.DepthwiseConv2D(3, padding="same")(x)
+    x = kl.Flatten()(x) if flatten else kl.GlobalAveragePooling2D()(x)
+    x = kl.Dense(5, activation="softmax")(x)
+
+    def representative():
+        yield np.random.default_rng(0).standard_normal((1, 24, 24, 3)).astype(np.float32)
+
+    path = tmp_path / f"{name}.tflite"
+    try:
+        path.write_bytes(convert(keras.Model(inp, x), quantize=True, representative=representative))
+    finally:
+        keras.backend.clear_session()
+    return path
+
+
+@pytest.mark.parametrize("flatten", [False, True], ids=["pooled", "flatten"])
+def test_unknown_batch_counts_as_one(tmp_path, capsys, flatten):
+    """A .tflite whose batch was unknown at conversion predicts and times as the batch-1 file does: every
+    op on the Edge TPU (a Flatten's run-time shape arithmetic, SHAPE -> STRIDED_SLICE -> PACK, folds away
+    once the batch is fixed)."""
+    from search_space.tflite import load_interpreter
+
+    dynamic = _converted(tmp_path, "dynamic", None, flatten=flatten)
+    static = _converted(tmp_path, "static", 1, flatten=flatten)
+    assert load_interpreter(dynamic).get_input_details()[0]["shape_signature"][0] == -1
+    outputs = {}
+    for path in (dynamic, static):
+        code, out, err = run_cli(capsys, "latency", "predict", path)
+        assert code == 0, err
+        outputs[path] = out.replace(str(path), "FILE")
+    assert outputs[dynamic] == outputs[static] and "host" not in outputs[dynamic]
+    assert tflite_work(dynamic) == tflite_work(static)
+    code, out, err = run_cli(capsys, "latency", "measure", dynamic, "--repeats", "2", "--warmup", "1")
+    assert code == 0 and "ms (min / median / max of 2" in out, err
+
+
+def test_unknown_inner_dimension_stays_on_the_host_and_predict_says_why(tmp_path, capsys):
+    path = _converted(tmp_path, "spatial", None, spatial=(None, None))
+    code, out, err = run_cli(capsys, "latency", "predict", path)
+    assert code == 0, err
+    assert "7 op(s) on the host CPU" in out  # quantize, conv, depthwise, mean, dense, softmax, quantize
+    assert "first op on the host: QUANTIZE: tensor 'serving_default_keras_tensor" in out
+    assert "unknown dimension other than the batch (shape [-1, -1, -1, 3])" in out
+    code, out, err = run_cli(capsys, "latency", "measure", path, "--repeats", "2")
+    assert_one_line_error(code, err, "has an input of unknown size [-1, -1, -1, 3]", "fixed input size")

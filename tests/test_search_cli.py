@@ -14,6 +14,7 @@ from nas.search.config import config_from_dict
 from nas.controllers import make_controller
 from nas.search.journal import Journal
 from nas.search.loop import FAILED_REWARD
+from nas.search.snapshot import load_snapshot
 from tests.cli_helpers import run_cli
 from tests.search_helpers import tiny_config, write_config
 
@@ -107,7 +108,7 @@ def test_sigkill_mid_run_then_resume_completes_with_nothing_lost_or_repeated(tmp
     progress = [line for line in resumed.stdout.splitlines() if line.startswith("trial ")]
     assert [line.split()[1] for line in progress] == [f"{i}/{trials_wanted}" for i in range(killed_at + 1, trials_wanted + 1)]
     config = config_from_dict(tiny_config(run={"trials": trials_wanted}), "tiny")
-    saved = json.loads((run / "controller.json").read_text())
-    assert saved["trials"] == trials_wanted
-    assert saved["state"] == json.loads(json.dumps(_replayed_state(config, trials)))  # the state carried across the kill
+    saved_trials, saved_state = load_snapshot(run / "controller.json")
+    assert saved_trials == trials_wanted
+    assert saved_state == json.loads(json.dumps(_replayed_state(config, trials)))  # the state carried across the kill
     assert OUTPUTS <= {p.name for p in run.iterdir()}

@@ -9,6 +9,7 @@ from nas.search.config import config_from_dict
 from nas.controllers import make_controller
 from nas.search.journal import Journal
 from nas.search.loop import FAILED_REWARD, SNAPSHOT_EVERY, Search
+from nas.search.snapshot import load_snapshot
 from nas.search.trial_runner import trial_seed
 from search_space.registry import get_spec
 from tests.search_helpers import SpecOnlyEvaluator, tiny_config
@@ -26,7 +27,8 @@ def _search(config, run_dir, evaluator=None, lines=None):
 
 
 def _state(run_dir):
-    return json.loads((run_dir / "controller.json").read_text())
+    trials, state = load_snapshot(run_dir / "controller.json")
+    return {"trials": trials, "state": state}
 
 
 def test_every_trial_is_journaled_with_its_measurements(tmp_path):
@@ -121,7 +123,7 @@ def test_outputs_are_files_people_can_open(tmp_path):
     lines = []
     trials = _search(_config(trials=9, top_k=3), run, lines=lines).run()
     names = {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()}
-    assert names == {".lock", "config.fingerprint.json", "config.yaml", "journal.jsonl", "controller.json", "trials.csv", "best.yaml", "summary.md",
+    assert names == {".lock", "config.fingerprint.json", "config.yaml", "journal.jsonl", "controller.json", "controller.npz", "trials.csv", "best.yaml", "summary.md",
                      "pareto.png", "top/1.yaml", "top/2.yaml", "top/3.yaml"}
     assert (run / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     best = max(trials, key=lambda t: t.reward)

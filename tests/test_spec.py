@@ -99,7 +99,7 @@ def test_yaml_accepts_block_mappings():
         ({"blocks": []}, "non-empty list"),
         ({"width": 1.0}, "missing field 'blocks'"),
         ({"blocks": ["r1_k3_s11_e1_i32_o16"], "activation": "gelu"}, "activation 'gelu'"),
-        ({"blocks": ["r1_k3_s11_e1_i32_o16"], "width": -1.0}, "width must be positive"),
+        ({"blocks": ["r1_k3_s11_e1_i32_o16"], "width": -1.0}, "width must be a number in (0, 100]"),
         ({"blocks": ["r1_k3_s11_e1_i32_o16"], "mean": [1, 2]}, "mean and std"),
         ({"blocks": [{"kind": "mbconv", "kernal": 3}]}, "blocks[0]"),
         (["not", "a", "mapping"], "expected a mapping"),

@@ -1,7 +1,9 @@
 """Reading YAML mappings into frozen dataclasses, with every mistake named by its field path.
 
 A section is a dataclass whose fields carry their type annotation and, in `metadata`, the checks a
-value must pass: `min` / `max` (inclusive), `above` (exclusive lower bound) and `choices`. One
+value must pass: `min` / `max` (inclusive), `above` (exclusive lower bound) and `choices`. Every
+number is bounded even where a field states no maximum: a float must be finite (NaN and infinities
+are refused), a whole number at most INT_MAX (sizes, counts and seeds all fit in 32 bits). One
 generic reader serves every section (run, latency, reward, proxy, data, each controller's options),
 so a user always sees the same kind of line: `proxy.epochs: must be at least 1, got 0`.
 """
@@ -9,11 +11,14 @@ so a user always sees the same kind of line: `proxy.epochs: must be at least 1, 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any
 
 from nas.common.errors import ConfigError
+
+INT_MAX = 2**31 - 1  # the bound of every whole-number setting that states no `max` of its own
 
 
 def _type_name(kind: type) -> str:
@@ -40,7 +45,13 @@ def _coerce(path: str, value: Any, annotation: Any) -> Any:
         if kind is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # a whole number beyond any float
+                number = math.inf
+            if not math.isfinite(number):
+                _fail(path, f"must be a finite number, got {value!r}")
+            return number
         if kind is str and isinstance(value, str):
             return value
     expected = " or ".join(_type_name(k) for k in kinds) + (" or null" if nullable else "")
@@ -62,6 +73,8 @@ def _check_range(path: str, value: Any, meta: typing.Mapping) -> None:
         _fail(path, f"must be at most {meta['max']}, got {value!r}")
     if "above" in meta and not value > meta["above"]:
         _fail(path, f"must be above {meta['above']}, got {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool) and "max" not in meta and abs(value) > INT_MAX:
+        _fail(path, f"must be at most {INT_MAX} in size, got {value!r}")
 
 
 def read_section(cls: type, data: Any, path: str, skip: tuple[str, ...] = ()):

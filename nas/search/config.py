@@ -113,7 +113,8 @@ def config_from_dict(data: Any, default_name: str = "search", base: Path | None 
         raise ConfigError("config: expected a mapping of sections")
     for key in data:
         if key not in SECTIONS:
-            raise ConfigError(f"{key}: unknown section (known: {', '.join(SECTIONS)})")
+            shown = str(key).encode("unicode_escape").decode("ascii")  # one line, whatever the key holds
+            raise ConfigError(f"{shown}: unknown section (known: {', '.join(SECTIONS)})")
     data = _resolve_paths(data, base)
     run = read_section(RunConfig, data.get("run"), "run")
     if run.name is None:

@@ -113,7 +113,7 @@ def summary_text(config: SearchConfig, trials: list[Trial], target_ms: float, to
         lines += ["Through the run (a failed trial counts as reward 0): the controller learns if the mean reward rises.", "",
                   _markdown(learning_curve(trials, getattr(config.controller_options, "batch_size", 1))), ""]
     lines += ["Files: `config.yaml` (resolved), `journal.jsonl`, `trials.csv`, `best.yaml`, `top/<rank>.yaml`, "
-              "`pareto.png`, `controller.json`."]
+              "`pareto.png`, `controller.json` with `controller.npz` (the controller's state)."]
     return "\n".join(lines) + "\n"
 
 
