@@ -13,7 +13,7 @@ from nas.common.bounds import int_at_least
 from nas.common.errors import UserError
 from search_space.space import DECISIONS
 
-from nas.search.config import SearchConfig, load_config, make_latency
+from nas.search.config import ONESHOT_CONTROLLER, SearchConfig, load_config, make_latency
 from nas.common.tables import format_rows
 
 DEFAULT_RUNS_DIR = "runs"
@@ -110,6 +110,14 @@ def _config(args: argparse.Namespace) -> tuple[SearchConfig, Path]:
 
 def _run(args: argparse.Namespace) -> int:
     config, run_dir = _config(args)
+    if config.controller == ONESHOT_CONTROLLER:
+        from nas.oneshot.search import OneShotSearch, describe_supernet
+
+        if args.dry_run:
+            print(describe(config, args.samples) + describe_supernet(config), end="")
+        else:
+            OneShotSearch(config, run_dir, say=_say).run(resume=args.resume, config_given=args.config is not None)
+        return 0
     if args.dry_run:
         print(describe(config, args.samples), end="")
         return 0
