@@ -75,7 +75,7 @@ def rl_learning_rate(step: int, total: int, options: OneShotOptions) -> float:
 class Sample:
     decisions: list[int]  # the controller's draw
     trained: list[int]  # what the supernet runs (filter warm-up forces the largest options)
-    mixed_stages: list[bool]  # stages whose op decisions run all options averaged (op warm-up)
+    mixed: list[tuple[bool, bool]]  # per stage: (all kinds, all kernels) run averaged (op warm-up)
     replaced: list[bool]  # per decision: replaced by a warm-up (no gradient)
 
 
@@ -99,7 +99,7 @@ class TunasController:
             decisions[i] = sample_categorical(self.rng, probs)
         trained = list(decisions)
         replaced = [False] * len(decisions)
-        mixed = [False] * len(self.space.stages)
+        mixed = [[False, False] for _ in self.space.stages]
         p_op = linear_decay(step, self.total, self.options.op_warmup)
         p_filter = linear_decay(step, self.total, self.options.filter_warmup)
         for s, stage in enumerate(self.space.stages):
@@ -109,12 +109,12 @@ class TunasController:
                     continue
                 draw = self.rng.random()
                 if name in OP_DECISIONS and draw < p_op:
-                    replaced[i] = mixed[s] = True
+                    replaced[i] = mixed[s][OP_DECISIONS.index(name)] = True
                 elif name in FILTER_DECISIONS and draw < p_filter:
                     options = stage.options(name)
                     trained[i] = options.index(max(options))
                     replaced[i] = True
-        return Sample(decisions, trained, mixed, replaced)
+        return Sample(decisions, trained, [tuple(m) for m in mixed], replaced)
 
     def baseline(self, reward: float) -> float:
         """Fold `reward` into the moving average and return it, zero-debiased."""

@@ -154,9 +154,9 @@ class SupernetPlan:
 
     # Paths --------------------------------------------------------------------------------------
 
-    def encode(self, decisions: Sequence[int], mix_ops: Sequence[bool] | None = None) -> Path:
-        """The path of `decisions`; `mix_ops[stage]` (op warm-up) spreads that stage's weight evenly
-        over all its kinds and kernels instead of the chosen ones."""
+    def encode(self, decisions: Sequence[int], mixed: Sequence[Sequence[bool]] | None = None) -> Path:
+        """The path of `decisions`; `mixed[stage]` = (kinds, kernels) (op warm-up) spreads that stage's
+        weight evenly over all its kinds and / or all its kernels instead of the chosen one."""
         decisions = self.space.check(list(decisions))
         n = len(DECISIONS)
         layers = self.stage_layers(decisions)
@@ -171,13 +171,16 @@ class SupernetPlan:
                 continue
             layer = stage_layers[slot.position]
             widths[:, i] = (layer.in_ch, layer.expanded_ch, layer.out_ch)
-            mixed = mix_ops is not None and mix_ops[slot.stage]
+            mix_kinds, mix_kernels = mixed[slot.stage] if mixed is not None else (False, False)
+            options = self.space.stages[slot.stage]
             for b, (kind, kernel) in enumerate(slot.branches):
-                if mixed:
-                    weights[i, b] = 1.0 / len(slot.branches)
+                w_kind = 1.0 / len(options.kind) if mix_kinds else float(kind == layer.kind)
+                w_kernel = 1.0 / len(options.kernel) if mix_kernels else float(kernel == layer.kernel)
+                weights[i, b] = w_kind * w_kernel
+                if weights[i, b] and kind != layer.kind:  # the residual as that kind would have it
                     alt = list(decisions)
-                    alt[slot.stage * n + KIND] = self.space.stages[slot.stage].options("kind").index(kind)
+                    alt[slot.stage * n + KIND] = options.kind.index(kind)
                     residual[i, b] = float(self.stage_layers(alt)[slot.stage][slot.position].residual)
-                elif (kind, kernel) == (layer.kind, layer.kernel):
-                    weights[i, b], residual[i, b] = 1.0, float(layer.residual)
+                elif weights[i, b]:
+                    residual[i, b] = float(layer.residual)
         return Path(weights, residual, *widths)

@@ -158,7 +158,7 @@ class OneShotSearch:
             for step in range(start, total):
                 t0 = time.perf_counter()
                 sample = controller.sample(step)
-                path = plan.encode(sample.trained, sample.mixed_stages)
+                path = plan.encode(sample.trained, sample.mixed)
                 ti = self._batches(len(y_train), batch, 0, step)
                 vi = self._batches(len(y_val), val_batch, 1, step)
                 lr = 0.5 * config.proxy.learning_rate * (1.0 + math.cos(math.pi * step / total))
@@ -176,7 +176,7 @@ class OneShotSearch:
                 trial = Trial(step, sample.decisions, spec, OK, accuracy, latency, reward, params, macs,
                               time.perf_counter() - t0, extra={"train_loss": loss, **told,
                                                                 "trained": sample.trained,
-                                                                "op_warmup_stages": sum(sample.mixed_stages)})
+                                                                "op_warmup": sum(map(sum, sample.mixed))})
                 journal.append(trial)
                 trials.append(trial)
                 if (step + 1) % options.snapshot_every == 0 or step + 1 == total:
