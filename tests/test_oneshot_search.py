@@ -127,3 +127,14 @@ def test_resume_after_sigkill_ends_as_an_uninterrupted_run(tmp_path):
     assert (cut / "best.yaml").read_text() == (whole / "best.yaml").read_text()
     assert json.loads((cut / "oneshot_state.json").read_text())["controller"] == \
         json.loads((whole / "oneshot_state.json").read_text())["controller"]
+
+
+def test_a_second_process_on_the_run_directory_is_refused(tmp_path, capsys):
+    from nas.common.lock import run_lock
+    from tests.cli_helpers import assert_one_line_error, run_cli
+
+    path = _write(tmp_path, _config(target_ms=2.0))
+    with run_lock(tmp_path / "run"):  # another owner holds the directory
+        code, _, err = run_cli(capsys, "search", "--config", path, "--run-dir", tmp_path / "run")
+    assert_one_line_error(code, err)
+    assert not (tmp_path / "run" / "journal.jsonl").exists()
