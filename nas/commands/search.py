@@ -13,7 +13,7 @@ from nas.common.bounds import int_at_least
 from nas.common.errors import UserError
 from search_space.space import DECISIONS
 
-from nas.search.config import DEFAULT_CONFIG, SearchConfig, load_config, make_latency, shipped_configs
+from nas.search.config import DEFAULT_CONFIG, ONESHOT_CONTROLLER, SearchConfig, load_config, make_latency, shipped_configs
 from nas.common.tables import format_rows
 
 DEFAULT_RUNS_DIR = "runs"
@@ -134,14 +134,25 @@ def _config(args: argparse.Namespace) -> tuple[SearchConfig, Path]:
 
 def _run(args: argparse.Namespace) -> int:
     config, run_dir = _config(args)
+    oneshot = config.controller == ONESHOT_CONTROLLER
     if args.dry_run:
-        print(describe(config, args.samples), end="")
-        return 0
-    from nas.search.loop import Search
+        text = describe(config, args.samples)
+        if oneshot:
+            from nas.oneshot.search import describe_supernet
 
+            text += describe_supernet(config)
+        print(text, end="")
+        return 0
     if config.latency_choice:  # the run's config.yaml records the source; say why here
         _say(f"latency.source auto: {config.latency.source}, {config.latency_choice}")
     own_config = args.config is None and args.resume and args.run_dir
+    if oneshot:
+        from nas.oneshot.search import OneShotSearch
+
+        OneShotSearch(config, run_dir, say=_say).run(resume=args.resume, config_given=not own_config)
+        return 0
+    from nas.search.loop import Search
+
     trials = Search(config, run_dir, say=_say).run(resume=args.resume, config_given=not own_config)
     if trials and not any(t.ok for t in trials):  # results are written; the run produced nothing usable
         print(f"nas: error: every one of the {len(trials)} trials failed (first error: {trials[0].error}); "

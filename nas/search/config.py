@@ -49,6 +49,7 @@ DEFAULT_CONFIG = "edgetpu"  # what `nas search` runs without --config
 SECTIONS = ("run", "search_space", "latency", "reward", "controller", "proxy", "data", "execution")
 DEFAULT_TARGET_MODEL = "efficientnet-edgetpu-S"
 AUTO = "auto"  # latency.source: the attached Edge TPU, else sim
+ONESHOT_CONTROLLER = "tunas"  # `controller: {name: tunas}`: the one-shot search, TuNAS's absolute reward by default
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,11 @@ def config_from_dict(data: Any, default_name: str = "search", base: Path | None 
         latency = dataclasses.replace(latency, source=source)
     if latency.target_ms is None and latency.target_model is None:
         latency = dataclasses.replace(latency, target_model=DEFAULT_TARGET_MODEL)
-    reward = read_section(RewardConfig, data.get("reward"), "reward")
     name, options = _read_controller(data.get("controller"))
+    reward_data = data.get("reward")
+    if name == ONESHOT_CONTROLLER and (reward_data is None or isinstance(reward_data, dict) and "kind" not in reward_data):
+        reward_data = {**(reward_data or {}), "kind": "absolute"}
+    reward = read_section(RewardConfig, reward_data, "reward")
     proxy = read_section(ProxyConfig, data.get("proxy"), "proxy")
     if proxy.resolution is not None:  # the schema's minimum is the proxy's; the maximum is everyone's
         check_resolution(proxy.resolution, "proxy.resolution", minimum=8)
@@ -184,6 +188,10 @@ def _read_controller(data: Any) -> tuple[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"controller: expected a mapping with a name, got {data!r}")
     name = data.get("name", "mnas")
+    if name == ONESHOT_CONTROLLER:  # the one-shot search (nas.oneshot) is not an ask/tell controller
+        from nas.oneshot.controller import OneShotOptions
+
+        return name, read_section(OneShotOptions, data, "controller", skip=("name",))
     try:
         controller = CONTROLLERS.get(name)
     except UserError as exc:
