@@ -92,6 +92,7 @@ class Dataset:
     num_classes: int
     include_background: bool = False
     stream: TrainStream | None = None  # the training split, when it is read from files every epoch
+    class_names: tuple[str, ...] = ()  # label i's name, where the source has names (a directory's folders)
 
     @property
     def train_count(self) -> int:
@@ -149,7 +150,7 @@ def load_dataset(config: DataConfig, resolution: int) -> Dataset:
         raise ConfigError(f"data: the '{config.source}' source gave {count} training and "
                           f"{len(val[1])} validation images; both need some")
     return Dataset(data.name, *train, *val, num_classes=data.num_classes, include_background=data.include_background,
-                   stream=data.stream)
+                   stream=data.stream, class_names=data.class_names)
 
 
 def _cap(images: np.ndarray, labels: np.ndarray, limit: int | None, rng: np.random.Generator):
