@@ -151,6 +151,11 @@ def run(args, spec, data_config: DataConfig, train_config, run_dir: Path, say=pr
             before = read_record(run_dir)
             if before is not None:
                 _check_same_run(run_dir, before, record)
+        if resume_from is not None:  # the checkpoint's step, from its name: before train.yaml is rewritten
+            done = int(resume_from.rsplit("-", 1)[1]) // recipe.steps_per_epoch
+            if recipe.config.epochs < done:
+                raise UserError(f"--epochs {recipe.config.epochs} is below the {done} epochs run '{run_dir}' has "
+                                f"trained; give --epochs {done} or more")
         check_model_memory(spec, recipe.batch_size // strategy.num_replicas_in_sync, True, _LOWER)
         streamed = " (streamed from the files every epoch)" if data.stream is not None else ""
         say(f"data: {data.name}, {data.train_count:,d} training{streamed} and {len(data.val_labels):,d} held-out images, "
@@ -202,6 +207,8 @@ def run(args, spec, data_config: DataConfig, train_config, run_dir: Path, say=pr
                     trainer.save(run_dir)
         if not rows:
             raise UserError(f"the run in '{run_dir}' has already trained its {c.epochs} epochs")
+        if start_epoch >= c.epochs:  # killed after its last checkpoint: only the summary is left to write
+            say(f"the run in '{run_dir}' has already trained its {c.epochs} epochs: writing its summary")
         if worker == 0:
             plot_curves(run_dir, rows)
             write_summary(run_dir, spec, recipe_line, f"{data.name}, {data.train_count:,d} training images{streamed}",
