@@ -135,7 +135,8 @@ def _assert_equal_runs(run: Path, reference: Path, epochs: int) -> None:
 def test_three_sigkills_across_epochs_then_resume_equal_an_uninterrupted_run(tmp_path, capsys):
     epochs = 3
     args, reference, epoch_s = _reference(tmp_path, epochs, capsys)
-    # The last kill lands after the last checkpoint: the resume only writes the summary.
+    # Inside epoch 1's checkpoint write (the resume starts from the beginning), in the middle of epoch 2,
+    # and just after epoch 2's checkpoint.
     run, landed = _campaign(tmp_path, args, ["write", "mid", "after"], epoch_s)
     assert landed == ["write", "mid", "after"], landed  # the first kill inside the first checkpoint's write
     _assert_equal_runs(run, reference, epochs)

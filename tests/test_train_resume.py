@@ -109,6 +109,15 @@ def test_resume_from_the_directory_alone_and_flags_that_contradict_it(tmp_path, 
     kept = before["metrics.csv"].decode().splitlines()
     assert (whole / "metrics.csv").read_text().splitlines()[:3] == kept  # header and the 2 epochs, as written
     assert yaml.safe_load((whole / "train.yaml").read_text())["train"]["epochs"] == 3
+    # Killed after its last checkpoint (before its summary): the resume writes the summary, trains nothing.
+    (whole / "summary.md").unlink()
+    code, out, err = run_cli(capsys, "train", "--run-dir", whole, "--resume")
+    assert code == 0, err
+    assert "has already trained its 3 epochs: writing its summary" in out and "epoch 4" not in out
+    assert (whole / "summary.md").is_file() and (whole / "metrics.csv").read_text().splitlines()[:3] == kept
+    code, _, err = run_cli(capsys, "train", "--run-dir", whole, "--resume", "--epochs", "2")
+    assert_one_line_error(code, err, "--epochs 2 is below the 3 epochs")
+    assert yaml.safe_load((whole / "train.yaml").read_text())["train"]["epochs"] == 3
 
 
 def test_resume_with_nothing_recorded_is_one_line(tmp_path, capsys):
