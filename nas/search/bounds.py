@@ -16,6 +16,9 @@ With `execution.max_concurrent: N` (N > 1) the local backend trains in N worker 
 each holds its own copy of the data and trains its own candidate, and the search's own process keeps
 the copy it loaded to check the data, so the data counts N + 1 times and the largest candidate N times.
 
+The model estimate (`model_bytes`, `activation_values`, `available_memory`) is `nas.common.bounds`'s, the
+one `nas train`, `export`, `eval` and `latency measure` check before they build a model.
+
 The estimates are deliberately rough (within a factor of about two); they exist to stop the 14 GB
 mistake before it starts, not to budget memory to the megabyte. A remote (Ray) search trains on
 other machines, so only the local backend's memory is checked here.
