@@ -5,7 +5,6 @@ checkpoint is one line naming the directory and the space needed, and leaves no 
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import subprocess
 
 import pytest
