@@ -69,8 +69,8 @@ def test_bad_input_is_one_line(tmp_path, capsys, trained):
     spec = tiny_spec(tmp_path / "s.yaml")
     code, _, err = run_cli(capsys, "train", "--spec", spec, "--epochs", "0", "--run-dir", tmp_path / "r")
     assert_one_line_error(code, err, "--epochs")
-    code, _, err = run_cli(capsys, "train", "--spec", spec, "--resume", "--run-dir", tmp_path / "r")
-    assert_one_line_error(code, err, "nothing to resume")
+    code, _, err = run_cli(capsys, "train", "--resume", "--run-dir", tmp_path / "r")
+    assert_one_line_error(code, err, "nothing to resume", "no train.yaml")
     (tmp_path / "empty").mkdir()
     code, _, err = run_cli(capsys, "train", "--spec", spec, "--data-dir", tmp_path / "empty", "--run-dir", tmp_path / "r")
     assert_one_line_error(code, err, "no class subfolders")
@@ -110,3 +110,48 @@ def test_second_process_on_a_run_dir_names_the_holder(tmp_path, capsys):
         assert_one_line_error(code, err, "in use by process 4242")
     finally:
         os.close(fd)
+
+
+def test_an_empty_class_folder_is_refused_and_the_counts_are_printed(tmp_path, capsys):
+    """Issue 29.6: an empty class folder is refused naming it (skipping it would shift every later
+    label); hidden folders are not classes; the training images per class are printed at the start."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    for name, count in (("cat", 20), ("dog", 15)):
+        (data / name).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), np.uint8)).save(data / name / f"{i}.png")
+    (data / "bird").mkdir()
+    (data / "bird" / "notes.txt").write_text("no images here")
+    (data / ".ipynb_checkpoints").mkdir()
+    spec = tiny_spec(tmp_path / "s.yaml")
+    code, _, err = run_cli(capsys, "train", "--spec", spec, "--data-dir", data, "--epochs", "1", "--run-dir", tmp_path / "r")
+    assert_one_line_error(code, err, f"class folder '{data / 'bird'}' has no images")
+    (data / "bird" / "notes.txt").unlink()
+    (data / "bird").rmdir()
+    code, out, err = run_cli(capsys, "train", "--spec", spec, "--data-dir", data, "--epochs", "1",
+                             "--batch-size", "4", "--run-dir", tmp_path / "r")
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("training images per class: "))
+    counts = dict(pair.split(" ") for pair in line.split(": ", 1)[1].split(", "))
+    assert set(counts) == {"cat", "dog"}  # not .ipynb_checkpoints
+    assert f"{sum(map(int, counts.values()))} training" in out  # the data line's count
+    assert 12 <= int(counts["cat"]) <= 20 and 9 <= int(counts["dog"]) <= 15  # a fixed 20% held out
+
+
+def test_eval_and_export_of_a_checkpoint_too_large_to_build_are_one_line(trained, tmp_path, capsys):
+    """Issue 29.4 for a checkpoint: its spec.yaml (edited to 10^9 head filters) is checked before the build."""
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(trained[3], copy)
+    spec = yaml.safe_load((copy / "spec.yaml").read_text())
+    spec["head_filters"] = 10**9
+    (copy / "spec.yaml").write_text(yaml.safe_dump(spec))
+    code, _, err = run_cli(capsys, "eval", "--ckpt", copy, "--offline")
+    assert_one_line_error(code, err, "model 'tiny' would need about", "GiB to build and run", "batch 32", "is available")
+    code, _, err = run_cli(capsys, "export", "--ckpt", copy, "--output-tflite", tmp_path / "m.tflite")
+    assert_one_line_error(code, err, "model 'tiny' would need about", "is available")
+    assert not (tmp_path / "m.tflite").exists()

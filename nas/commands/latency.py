@@ -7,7 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from nas.common.bounds import int_at_least, resolution_arg
+from nas.common.bounds import check_model_memory, int_at_least, resolution_arg
 from nas.common.errors import UserError
 
 SOURCE_HELP = ("sim (Edge TPU cost model), lut:PATH, tflite-cpu[:int8|float], edgetpu, "
@@ -117,6 +117,7 @@ def _measure(args: argparse.Namespace) -> int:
         what = "converted " + ("to full-int8 with random normal representative inputs" if quantize else "to float")
     else:
         spec = _spec(args.model, args.resolution)
+        check_model_memory(spec, 1, False, "use a smaller spec (width, resolution or filters)")
         representative, described = _representative(args, spec)
         _say(f"building and converting {spec.name} at {spec.resolution}x{spec.resolution} ...")
         content = spec_to_tflite(spec, quantize, representative)

@@ -16,10 +16,24 @@ def _run(args: argparse.Namespace) -> int:
     from nas.data import DataConfig, check_data
     from nas.common.errors import ConfigError
     from nas.common.schema import read_section
+    from nas.train.run import read_record
 
-    if not (args.model or args.spec):
-        raise UserError("no model given: pass --model NAME or --spec FILE")
-    spec = get_spec(args.model or args.spec)
+    spec = get_spec(args.model or args.spec) if (args.model or args.spec) else None
+    recorded = None
+    if args.resume:
+        if spec is None and not args.run_dir:
+            raise UserError("--resume needs --run-dir DIR: the run to continue")
+        run_dir = Path(args.run_dir or f"runs/train-{spec.name}")
+        recorded = read_record(run_dir)  # what the run was started with; None before its data loaded
+        if recorded is None and spec is None:
+            raise UserError(f"nothing to resume in '{run_dir}' (no train.yaml: it stopped before its data loaded); "
+                            "give --model NAME or --spec FILE and the data to start it")
+    elif spec is None:
+        raise UserError("no model given: pass --model NAME or --spec FILE (or --run-dir DIR --resume)")
+    if spec is None:  # a resume from the directory alone: the run's own spec, data and recipe
+        from search_space.spec import ModelSpec
+
+        spec = ModelSpec.from_dict(recorded["spec"], f"{run_dir / 'train.yaml'} spec")
     config = {}
     if args.config:
         try:
@@ -34,15 +48,22 @@ def _run(args: argparse.Namespace) -> int:
         if "data" in config:
             raise UserError("give the data once: --data-dir or the config's data: section, not both")
         data_config = DataConfig(source="directory", path=args.data_dir)
-    else:
+    elif "data" in config or recorded is None:
         data_config = read_section(DataConfig, config.get("data"), "data")
+    else:
+        data_config = read_section(DataConfig, recorded["data"], "data")
     check_data(data_config)
     from nas.train.recipe import read_train_config
 
-    train_config = read_train_config(config.get("train"), {
+    train_section = config.get("train") if "train" in config or recorded is None else recorded["train"]
+    train_config = read_train_config(train_section, {
         "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed, "preset": args.preset,
         "augment": args.augment, "mixed_precision": args.mixed_precision or None,
         "checkpoint_every": args.checkpoint_every})
+    if recorded is not None:  # fine-tuning settings the flags leave out are the run's own
+        for key in ("init_from", "freeze_until"):
+            if getattr(args, key) is None:
+                setattr(args, key, recorded.get(key))
     run_dir = Path(args.run_dir or f"runs/train-{spec.name}")
     from nas.train.session import run
 
@@ -85,7 +106,9 @@ def register(commands) -> None:
     parser.add_argument("--mixed-precision", action="store_true", help="bfloat16 activations, float32 weights")
     parser.add_argument("--checkpoint-every", type=int_at_least(1), metavar="EPOCHS", help="checkpoint interval (default 1)")
     parser.add_argument("--run-dir", metavar="DIR", help="where the run goes (default runs/train-<model>)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint (or from the "
+                             "beginning if it has none yet) with the spec, data and recipe it recorded; "
+                             "only --epochs may differ")
     parser.add_argument("--init-from", metavar="CKPT", help="fine-tune: start from a released TF1 or a project checkpoint")
     parser.add_argument("--freeze-until", type=int_at_least(0), metavar="BLOCK", help="freeze the stem and blocks 0..BLOCK-1")
     parser.add_argument("--strategy", choices=("auto", "default", "mirrored", "multiworker"), default="auto",

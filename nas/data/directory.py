@@ -1,5 +1,11 @@
 """`directory` data source: `PATH/<class>/*.jpg|png|...`, or `PATH/train/<class>/...` with
-`PATH/val/<class>/...` (or `validation/`); classes are the sorted folder names."""
+`PATH/val/<class>/...` (or `validation/`); classes are the sorted folder names.
+
+A training class folder without an image is refused, naming it, rather than skipped: every folder is
+a class and its position in the sorted names is its label, so skipping one would silently shift the
+labels of every later class (and the labels map a user writes from the folder names), and keeping
+it would give the model an output that can never be trained. A folder whose name starts with a dot
+(`.ipynb_checkpoints`, `.git`) is not a class."""
 
 from __future__ import annotations
 
@@ -21,9 +27,15 @@ class DirectorySource(DataSource):
         root = Path(config.path)
         if not root.is_dir():
             raise ConfigError(f"data.path: directory '{root}' does not exist")
-        if not _class_dirs(_split_root(root, "train")):
+        train_root = _split_root(root, "train")
+        if not _class_dirs(train_root):
             raise ConfigError(f"data.path: '{root}' has no class subfolders with images "
                               f"(expected PATH/<class>/*.jpg or PATH/train/<class>/*.jpg)")
+        empty = [p for p in _folders(train_root) if not any(_images(p))]
+        if empty:
+            more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
+            raise ConfigError(f"data.path: class folder '{empty[0]}' has no images{more}: a class needs "
+                              "training images; add some or remove the folder")
 
     @classmethod
     def load(cls, config, resolution: int) -> Dataset:
@@ -55,8 +67,13 @@ def _split_root(root: Path, split: str) -> Path:
     return root
 
 
+def _folders(root: Path) -> list[Path]:
+    """The class folders of a split, with images or not (hidden folders are not classes)."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+
+
 def _class_dirs(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and any(_images(p))) if root.is_dir() else []
+    return [p for p in _folders(root) if any(_images(p))]
 
 
 def _images(folder: Path):

@@ -268,6 +268,10 @@ def load_model(
     if fused_stride_on is None:
         fused_stride_on = "project" if ckpt is not None and ckpt.released else spec.fused_stride_on
     spec = dataclasses.replace(spec, fused_stride_on=fused_stride_on)
+    from nas.common.bounds import check_model_memory
+
+    # Export and eval run batches of up to 32 images (eval's classifier); a model that cannot fit is one line.
+    check_model_memory(spec, batch_size or 32, False, "use a smaller spec (width, resolution or filters)")
     from search_space.builder import build_model  # TensorFlow loads here, after the cheap checks
 
     model = build_model(spec, seed=seed, drop_connect=False, batch_size=batch_size)

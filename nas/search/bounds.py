@@ -16,6 +16,9 @@ With `execution.max_concurrent: N` (N > 1) the local backend trains in N worker 
 each holds its own copy of the data and trains its own candidate, and the search's own process keeps
 the copy it loaded to check the data, so the data counts N + 1 times and the largest candidate N times.
 
+The model estimate (`model_bytes`, `activation_values`, `available_memory`) is `nas.common.bounds`'s, the
+one `nas train`, `export`, `eval` and `latency measure` check before they build a model.
+
 The estimates are deliberately rough (within a factor of about two); they exist to stop the 14 GB
 mistake before it starts, not to budget memory to the megabyte. A remote (Ray) search trains on
 other machines, so only the local backend's memory is checked here.
@@ -24,35 +27,17 @@ other machines, so only the local backend's memory is checked here.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
-from search_space.counting import model_cost
 from search_space.spec import ModelSpec
 
+# The model estimate is the one every command uses (nas.common.bounds); imported here under its old names.
+from nas.common.bounds import GIB, activation_values, available_memory, model_bytes  # noqa: F401
 from nas.common.errors import UserError
 
 DATA_BYTES_PER_VALUE = 6
-ACTIVATION_COPIES = 4
-PARAM_COPIES = 4  # weights, gradients, two Adam moments
 IMAGENET_IMAGES = 1_331_167
 OFFLINE_IMAGES = 1_797
-GIB = 2**30
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation now; None where it cannot be told."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def image_count(data) -> int | None:
@@ -97,20 +82,6 @@ def largest_candidate(space) -> ModelSpec:
         if size > best_size:
             best, best_size = spec, size
     return best
-
-
-def activation_values(spec: ModelSpec) -> int:
-    """Values of the widest tensor of every layer for one image (input, expansion or output)."""
-    total = 0
-    for layer in spec.layers():
-        widest = max(layer.in_ch, layer.expanded_ch, layer.out_ch)
-        total += layer.in_size * layer.in_size * widest
-    return total
-
-
-def model_bytes(spec: ModelSpec, batch: int) -> int:
-    params = model_cost(spec).params
-    return 4 * (PARAM_COPIES * params + ACTIVATION_COPIES * batch * activation_values(spec))
 
 
 def check_memory(config, workers: int, available: int | None = None) -> None:

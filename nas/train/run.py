@@ -21,6 +21,31 @@ from nas.common.files import write_bytes
 COLUMNS = ("epoch", "step", "loss", "top1", "top5", "lr", "images_per_s", "seconds")
 
 
+RECORD = "train.yaml"
+
+
+def read_record(run_dir: Path) -> dict | None:
+    """What the run in `run_dir` was started with (spec, data, train, init_from, freeze_until); None
+    when it has none yet. A damaged record is a `UserError`: a resume cannot be checked against it."""
+    import yaml
+
+    from nas.common.errors import UserError
+
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"training run directory '{run_dir}' is a file, not a directory; give the run's directory")
+    path = run_dir / RECORD
+    if not path.is_file():
+        return None
+    try:
+        record = yaml.safe_load(path.read_text())
+        if not (isinstance(record, dict) and all(isinstance(record.get(k), dict) for k in ("spec", "data", "train"))):
+            raise ValueError("it lacks its spec:, data: or train: section")
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc).splitlines()[0]
+        raise UserError(f"'{path}' is damaged ({reason}); the run cannot be resumed safely, start another --run-dir") from None
+    return record
+
+
 def write_metrics(run_dir: Path, rows: list[dict]) -> None:
     out = io.StringIO()
     writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")

@@ -14,9 +14,48 @@ from nas.common.schema import section_dict
 from nas.train.recipe import recipe_dict, resolve
 from nas.common.files import write_bytes
 from nas.common.lock import acquire_run_lock
+from nas.common.bounds import check_model_memory
 from nas.deploy.preprocessing import write_run_record
-from nas.train.run import TensorBoard, plot_curves, read_metrics, write_metrics, write_summary
+from nas.train.run import TensorBoard, plot_curves, read_metrics, read_record, write_metrics, write_summary
 from nas.common.errors import UserError
+
+_LOWER = "lower --batch-size, or train a smaller spec (width, resolution or filters)"
+
+# What a resume may not change, by the flag that sets it (a setting from --config is named by its field).
+_FLAGS = {"train.batch_size": "--batch-size", "train.seed": "--seed", "train.preset": "--preset",
+          "train.augment": "--augment", "train.mixed_precision": "--mixed-precision",
+          "train.checkpoint_every": "--checkpoint-every", "init_from": "--init-from",
+          "freeze_until": "--freeze-until", "data.path": "--data-dir"}
+
+
+def _check_same_run(run_dir: Path, before: dict, record: dict) -> None:
+    """Refuse a resume whose settings differ from the run's record (`train.yaml`): only the epochs may."""
+    from nas.search.fingerprint import differences
+
+    changed = [d for d in differences(before, record) if not d.startswith("train.epochs ")]
+    if not changed:
+        return
+    spec = [d for d in changed if d.startswith("spec.")]
+    named = [f"{_FLAGS[d.split(' ')[0]]}: {d}" if d.split(" ")[0] in _FLAGS else d
+             for d in changed if not d.startswith("spec.")]
+    if spec:
+        named.insert(0, f"the model (--model/--spec), in {', '.join(d.split(' ')[0] for d in spec[:4])}"
+                        + (f" and {len(spec) - 4} more" if len(spec) > 4 else ""))
+    raise UserError(f"--resume: settings differ from what run '{run_dir}' recorded in train.yaml: {'; '.join(named)}. "
+                    "Only --epochs may change; drop the other flags to resume with the run's own, or start "
+                    "another --run-dir")
+
+
+def class_counts(data, shown: int = 20) -> str:
+    """The line naming how many training images each class has (the fewest first past `shown` classes)."""
+    counts = np.bincount(data.train_labels, minlength=data.num_classes)
+    names = data.class_names or [str(i) for i in range(data.num_classes)]
+    pairs = [f"{name} {count:,d}" for name, count in zip(names, counts)]
+    if len(pairs) <= shown:
+        return "training images per class: " + ", ".join(pairs)
+    order = np.argsort(counts, kind="stable")[:shown // 2]
+    return (f"training images per class: {counts.min():,d} to {counts.max():,d} (median {int(np.median(counts)):,d}); "
+            "fewest: " + ", ".join(pairs[i] for i in order))
 
 
 def _check_data(data) -> None:
@@ -98,9 +137,12 @@ def run(args, spec, data_config: DataConfig, train_config, run_dir: Path, say=pr
 
             resume_from = latest(run_dir)
             if resume_from is None:
-                raise UserError(f"nothing to resume in '{run_dir}' (no checkpoint): drop --resume to start")
+                say(f"no checkpoint in '{run_dir}' yet: starting the run from the beginning")
         elif (run_dir / "checkpoint").exists():
             raise UserError(f"'{run_dir}' already holds a training run: add --resume, or choose another --run-dir")
+        # Before any allocation: a model that cannot fit at the batch given (or at 1 image) is refused
+        # without loading the data; the batch the recipe chooses is checked once the data is counted.
+        check_model_memory(spec, train_config.batch_size or 1, True, _LOWER)
         strategy = distribute.make_strategy(args.strategy)
         data = load_dataset(data_config, spec.resolution)
         _check_data(data)
@@ -110,17 +152,22 @@ def run(args, spec, data_config: DataConfig, train_config, run_dir: Path, say=pr
         record = {"spec": spec.to_dict(), "data": section_dict(data_config), "train": recipe_dict(recipe),
                   "init_from": args.init_from, "freeze_until": args.freeze_until}
         record_text = yaml.safe_dump(record, sort_keys=False)
-        if resume_from is not None and (run_dir / "train.yaml").is_file():
-            before = yaml.safe_load((run_dir / "train.yaml").read_text())
-            changed = sorted(k for k in record if k != "train" and before.get(k) != record[k]) + sorted(
-                k for k in record["train"] if k != "epochs" and before["train"].get(k) != record["train"][k])
-            if changed:
-                raise UserError(f"--resume with settings that differ from the recorded run ({', '.join(changed)}); "
-                                f"use the same ones, or another --run-dir")
+        if args.resume:
+            before = read_record(run_dir)
+            if before is not None:
+                _check_same_run(run_dir, before, record)
+        if resume_from is not None:  # the checkpoint's step, from its name: before train.yaml is rewritten
+            done = int(resume_from.rsplit("-", 1)[1]) // recipe.steps_per_epoch
+            if recipe.config.epochs < done:
+                raise UserError(f"--epochs {recipe.config.epochs} is below the {done} epochs run '{run_dir}' has "
+                                f"trained; give --epochs {done} or more")
+        check_model_memory(spec, recipe.batch_size // strategy.num_replicas_in_sync, True, _LOWER)
         streamed = " (streamed from the files every epoch)" if data.stream is not None else ""
         say(f"data: {data.name}, {data.train_count:,d} training{streamed} and {len(data.val_labels):,d} held-out images, "
             f"{data.num_classes} classes; {distribute.describe(strategy)}")
         say(recipe_line)
+        if data.stream is None:
+            say(class_counts(data))
         if recipe.config.mixed_precision:
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
         keras.utils.set_random_seed(recipe.config.seed)
@@ -166,6 +213,8 @@ def run(args, spec, data_config: DataConfig, train_config, run_dir: Path, say=pr
                     trainer.save(run_dir)
         if not rows:
             raise UserError(f"the run in '{run_dir}' has already trained its {c.epochs} epochs")
+        if start_epoch >= c.epochs:  # killed after its last checkpoint: only the summary is left to write
+            say(f"the run in '{run_dir}' has already trained its {c.epochs} epochs: writing its summary")
         if worker == 0:
             plot_curves(run_dir, rows)
             write_summary(run_dir, spec, recipe_line, f"{data.name}, {data.train_count:,d} training images{streamed}",

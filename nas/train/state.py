@@ -14,7 +14,10 @@ that. A kill at any moment leaves the state file naming a complete checkpoint.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -32,27 +35,65 @@ def _value(variable) -> np.ndarray:
     return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
 
 
+def _own_files(prefix: str) -> re.Pattern:
+    """The complete files of checkpoint `prefix` (its index and data shards; not TensorFlow's temporaries)."""
+    return re.compile(re.escape(prefix) + r"\.(index|data-\d{5}-of-\d{5})")
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _write_failed(run_dir: Path, step: int, need: int, exc: Exception) -> UserError:
+    """The one line for a checkpoint that could not be written: the directory, the space it needed and
+    what is free, never TensorFlow's op and function names."""
+    try:
+        free = shutil.disk_usage(run_dir).free
+    except OSError:
+        free = None
+    errno_ = getattr(exc, "errno", None)
+    text = exc.message if isinstance(exc, tf.errors.OpError) else (exc.strerror or str(exc))
+    if errno_ == errno.ENOSPC or "No space left" in text or (free is not None and free < need):
+        there = f", {_megabytes(free)} is free there" if free is not None else ""
+        return UserError(f"cannot write checkpoint {step} into '{run_dir}': the disk is full (the checkpoint "
+                         f"needs about {_megabytes(need)}{there}); free some space and add --resume: the run "
+                         "goes on from its last complete checkpoint")
+    # TF's message: "{{function_node __wrapped__SaveV2_...}} PATH; REASON [Op:SaveV2]": keep the reason.
+    reason = re.sub(r"^\{\{.*?\}\}\s*", "", text.splitlines()[0] if text else "")
+    reason = re.sub(r"\s*\[Op:\w+\]$", "", reason).rsplit("; ", 1)[-1]
+    return UserError(f"cannot write checkpoint {step} into '{run_dir}': {reason}")
+
+
 def save(run_dir: Path, step: int, weights: dict, shadows: dict, slots: dict) -> str:
-    """Write checkpoint `step`: `weights` {name: var}, `shadows` {name: shadow}, `slots` {slot name: var}."""
+    """Write checkpoint `step`: `weights` {name: var}, `shadows` {name: shadow}, `slots` {slot name: var}.
+
+    A failure (a full disk, an I/O error) removes every file of step `step` written so far, TensorFlow's
+    temporaries included, and is one `UserError` naming the directory and the space needed; the
+    checkpoint the state file names stays as it was."""
     prefix = run_dir / f"{PREFIX}-{step}"
     tensors = {name: _value(v) for name, v in weights.items()}
     tensors.update({f"{name}/{EMA}": _value(shadows[name]) for name in weights})
     tensors.update({name: _value(v) for name, v in slots.items()})
     tensors["global_step"] = np.asarray(step, np.int64)
     names = sorted(tensors)
+    need = sum(a.nbytes for a in tensors.values()) + 64 * len(names)  # the data shard and its index
     try:
         tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
                           tensors=[tensors[n] for n in names])
-    except tf.errors.OpError as exc:
-        raise UserError(f"cannot write checkpoint into '{run_dir}': {exc.message.splitlines()[0]}") from None
-    for path in run_dir.glob(f"{prefix.name}.*"):
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
-    fsync_path(run_dir)
-    write_bytes(run_dir / "checkpoint", f'model_checkpoint_path: "{prefix.name}"\n'
-                                          f'all_model_checkpoint_paths: "{prefix.name}"\n'.encode())
+        for path in run_dir.glob(f"{prefix.name}.*"):
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+        fsync_path(run_dir)
+        write_bytes(run_dir / "checkpoint", f'model_checkpoint_path: "{prefix.name}"\n'
+                                              f'all_model_checkpoint_paths: "{prefix.name}"\n'.encode())
+    except (tf.errors.OpError, OSError, UserError) as exc:
+        for path in run_dir.glob(f"{prefix.name}.*"):
+            path.unlink(missing_ok=True)
+        raise _write_failed(run_dir, step, need, exc) from None
+    own = _own_files(prefix.name)
     for old in run_dir.glob(f"{PREFIX}-*"):  # only after the state file names the new one
-        if not old.name.startswith(prefix.name + "."):
+        # Older checkpoints, and whatever a kill in the middle of a write left (TF's .tempstate files).
+        if not own.fullmatch(old.name):
             old.unlink(missing_ok=True)
     return str(prefix)
 
