@@ -58,7 +58,7 @@ def throughput(spec) -> tuple[dict, dict, list[float]]:
     import tensorflow as tf
 
     from nas.data import DataConfig, load_dataset
-    from nas.train.loop import Trainer
+    from nas.train.trainer import Trainer
     from nas.train.recipe import TrainConfig, resolve
     from search_space.builder import build_model, reference_weight_map
 

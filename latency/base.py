@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, Protocol, runtime_checkable
 
-from search_space.registries import Registry
+from search_space.extensions import Registry
 from search_space.spec import ModelSpec
 
 

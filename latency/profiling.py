@@ -37,7 +37,7 @@ from latency.measure import REPEATS, ROUNDS, WARMUP, Timing
 ROUNDS_TEXT = f"{ROUNDS} rounds"
 from search_space.errors import UserError
 from search_space.files import write_text
-from search_space.registries import Registry
+from search_space.extensions import Registry
 from search_space.space import SearchSpace
 from search_space.spec import Layer, ModelSpec
 

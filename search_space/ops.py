@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from search_space.errors import UserError
-from search_space.registries import Registry
+from search_space.extensions import Registry
 
 # Op kinds: "conv" (full kxk), "conv1x1", "depthwise", "se" (squeeze-excite), "pool" (whole-map
 # average), "dense" (the classifier, bias included), "add" (the residual connection).

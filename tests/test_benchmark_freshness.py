@@ -185,7 +185,7 @@ def test_this_repositorys_benchmarks_measure_what_they_run():
         return set(measured_files(ROOT / "benchmarks" / f"bench_{name}.py"))
 
     # bench_train runs `python -m nas train ...`: the CLI loads its commands by name
-    assert {"nas/commands/train.py", "nas/train/loop.py", "nas/deploy/exporter.py"} <= measured("train")
+    assert {"nas/commands/train.py", "nas/train/trainer.py", "nas/deploy/exporter.py"} <= measured("train")
     assert {"search_space/builder.py", "latency/data/edgetpu_constants.json", "latency/edgetpu_model.py",
             "nas/experiments/edgetpu.yaml", "nas/search/parallel.py", "nas/controllers/mnas.py",
             "nas/proxy/task.py"} <= measured("search_quality")

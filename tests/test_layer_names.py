@@ -69,7 +69,7 @@ def test_freezing_and_weight_decay_read_the_map():
     every trainable variable but batch norm's (by the layers' Keras classes)."""
     import tensorflow as tf
 
-    from nas.train.loop import Trainer
+    from nas.train.trainer import Trainer
     from nas.train.recipe import TrainConfig, resolve
     from nas.train.session import _freeze
     from search_space.builder import build_model, reference_weight_map

@@ -264,21 +264,21 @@ def test_the_memory_check_counts_every_worker():
     import dataclasses
 
     from nas.common.errors import UserError
-    from nas.search import bounds
+    from nas.search import memory
 
     one, two = config_from_dict(_config(None)), config_from_dict(_config(2))
-    data = bounds.data_bytes(bounds.image_count(one.data), 16)
-    largest = bounds.largest_candidate(one.space)
-    model = bounds.model_bytes(dataclasses.replace(largest, resolution=16, width=largest.width * one.proxy.width), 32)
+    data = memory.data_bytes(memory.image_count(one.data), 16)
+    largest = memory.largest_candidate(one.space)
+    model = memory.model_bytes(dataclasses.replace(largest, resolution=16, width=largest.width * one.proxy.width), 32)
     with pytest.raises(UserError, match="the largest candidate"):  # its data fits: the next check fails
-        bounds.check_memory(one, 1, available=2 * data)
+        memory.check_memory(one, 1, available=2 * data)
     with pytest.raises(UserError, match=r"\(288 images at 16x16, a copy in each of 2 workers and the search's "
                                         r"own\), .* lower proxy.resolution, execution.max_concurrent or set"):
-        bounds.check_memory(two, 2, available=2 * data)
-    bounds.check_memory(one, 1, available=data + model)
+        memory.check_memory(two, 2, available=2 * data)
+    memory.check_memory(one, 1, available=data + model)
     with pytest.raises(UserError, match=r"width x1, 2 training at once\) beside .* lower proxy.batch_size, "
                                         r"proxy.resolution, proxy.width or execution.max_concurrent$"):
-        bounds.check_memory(two, 2, available=3 * data + model)
-    bounds.check_memory(two, 2, available=3 * data + 2 * model)
+        memory.check_memory(two, 2, available=3 * data + model)
+    memory.check_memory(two, 2, available=3 * data + 2 * model)
     # A controller that runs one trial at a time (Search.workers 1) needs one copy, whatever max_concurrent says.
-    bounds.check_memory(two, 1, available=data + model)
+    memory.check_memory(two, 1, available=data + model)

@@ -110,7 +110,7 @@ def test_proxy_resolution_above_the_maximum_is_refused(tmp_path, capsys, value):
 
 
 def test_a_data_set_that_cannot_fit_in_memory_is_refused_before_loading(tmp_path, capsys, monkeypatch):
-    from nas.search import bounds
+    from nas.search import memory
 
     monkeypatch.setattr(bounds, "available_memory", lambda: 2**20)  # 1 MiB free
     config = write_config(tmp_path / "tiny.yaml", tiny_config())
@@ -120,10 +120,10 @@ def test_a_data_set_that_cannot_fit_in_memory_is_refused_before_loading(tmp_path
 
 
 def test_a_candidate_that_cannot_fit_in_memory_is_refused(tmp_path, capsys, monkeypatch):
-    from nas.search import bounds
+    from nas.search import memory
 
     config = config_from_dict(tiny_config(), "tiny")
-    data = bounds.data_bytes(bounds.image_count(config.data), 16)
+    data = memory.data_bytes(memory.image_count(config.data), 16)
     monkeypatch.setattr(bounds, "available_memory", lambda: data + 1024)
     path = write_config(tmp_path / "tiny.yaml", tiny_config())
     code, _, err = run_cli(capsys, "search", "--config", path, "--runs-dir", tmp_path)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from nas.common import bounds
-from nas.search import bounds as search_bounds
+from nas.search import memory as search_memory
 from search_space import get_spec
 from tests.cli_helpers import assert_one_line_error, run_cli
 from tests.test_train_cli import tiny_spec
@@ -26,8 +26,8 @@ def _huge(path, name="huge"):
 
 
 def test_one_estimator_for_the_search_and_the_commands():
-    assert search_bounds.model_bytes is bounds.model_bytes
-    assert search_bounds.available_memory is bounds.available_memory
+    assert search_memory.model_bytes is bounds.model_bytes
+    assert search_memory.available_memory is bounds.available_memory
     spec = get_spec("efficientnet-edgetpu-S")
     # Training holds 5 float32 copies of the parameters (weights, gradients, two slots, the average).
     from search_space.counting import model_cost

@@ -65,7 +65,7 @@ def two_replica_steps(steps=4):
     import keras
     import tensorflow as tf
 
-    from nas.train.loop import Trainer
+    from nas.train.trainer import Trainer
     from nas.train.recipe import TrainConfig, resolve
     from search_space import get_spec
     from search_space.builder import build_model, reference_weight_map

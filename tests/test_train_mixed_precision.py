@@ -14,7 +14,8 @@ import tensorflow as tf
 import yaml
 
 from nas.cli import main
-from nas.train import loop
+import nas.train.trainer
+from nas.train.trainer import Trainer
 from tests.test_train_cli import tiny_spec
 
 
@@ -53,7 +54,7 @@ def _first_step(policy: str):
     try:
         keras.utils.set_random_seed(0)
         model = build_model(spec, seed=0)
-        trainer = loop.Trainer(model, spec, recipe, tf.distribute.get_strategy(), reference_weight_map(model))
+        trainer = Trainer(model, spec, recipe, tf.distribute.get_strategy(), reference_weight_map(model))
         loss = trainer.train_epoch(tf.data.Dataset.from_tensor_slices((images, labels)), epoch=0)["loss"]
     finally:
         keras.mixed_precision.set_global_policy(previous)
@@ -79,12 +80,12 @@ def test_same_seed_float32_and_bfloat16_differ_within_bound():
 def test_mixed_precision_trains_in_bfloat16_and_keeps_float32_state(tmp_path, monkeypatch):
     trainers = []
 
-    class Recording(loop.Trainer):
+    class Recording(Trainer):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             trainers.append(self)
 
-    monkeypatch.setattr(loop, "Trainer", Recording)
+    monkeypatch.setattr(nas.train.trainer, "Trainer", Recording)
     spec = tiny_spec(tmp_path / "s.yaml", dropout=0.0, drop_connect=0.0)
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"data": {"source": "offline", "max_train": 256},

@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nas.train.loop import Trainer
+from nas.train.trainer import Trainer
 from nas.train.recipe import Recipe, TrainConfig
 from search_space.builder import reference_weight_map
 

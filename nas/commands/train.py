@@ -16,7 +16,7 @@ def _run(args: argparse.Namespace) -> int:
     from nas.data import DataConfig, check_data
     from nas.common.errors import ConfigError
     from nas.common.schema import read_section
-    from nas.train.run import read_record
+    from nas.train.run_dir import read_record
 
     spec = get_spec(args.model or args.spec) if (args.model or args.spec) else None
     recorded = None

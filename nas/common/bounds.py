@@ -55,7 +55,7 @@ resolution_arg = int_between(MIN_RESOLUTION, MAX_RESOLUTION, " pixels")
 
 # -- memory ----------------------------------------------------------------------------------------
 # One estimate of what a model needs, from the spec's layers alone (search_space's counting: no
-# TensorFlow), used by the search (nas.search.bounds, for its largest candidate) and by every command
+# TensorFlow), used by the search (nas.search.memory, for its largest candidate) and by every command
 # that builds a model (`nas train`, `nas export`, `nas eval`, `nas latency measure`) before it builds one:
 # float32 parameters times `param_copies` (training: weights, gradients, two optimiser slots and the
 # moving average; inference: the weights) plus, per image of the batch, the widest tensor of every

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from search_space.registries import Registry
+from search_space.extensions import Registry
 
 
 CONTROLLERS = Registry("controller")

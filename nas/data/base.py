@@ -43,7 +43,7 @@ import numpy as np
 from nas.common.errors import ConfigError, UserError
 from nas.common.schema import setting
 from nas.data.tfrecords import SHUFFLE_BUFFER, TrainStream  # noqa: F401  (TrainStream: Dataset.stream)
-from search_space.registries import Registry
+from search_space.extensions import Registry
 
 DATA_SOURCES = Registry("data source")
 """The proxy data sources by name (`data.source` in a config); add one with `@DATA_SOURCES.register("name")`."""

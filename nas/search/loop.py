@@ -37,7 +37,7 @@ from nas.common.errors import UserError
 from nas.controllers import CONTROLLERS
 from nas.common.lock import LOCK_NAME, run_lock
 
-from nas.search.bounds import check_memory
+from nas.search.memory import check_memory
 from nas.search.config import SearchConfig, config_from_dict, read_yaml
 from nas.search.fingerprint import check_resume, fixed_part, read_fingerprint, write_fingerprint
 from nas.common.files import write_text

@@ -16,7 +16,7 @@ from nas.common.files import write_bytes
 from nas.common.lock import acquire_run_lock
 from nas.common.bounds import check_model_memory
 from nas.deploy.preprocessing import write_run_record
-from nas.train.run import TensorBoard, plot_curves, read_metrics, read_record, write_metrics, write_summary
+from nas.train.run_dir import TensorBoard, plot_curves, read_metrics, read_record, write_metrics, write_summary
 from nas.common.errors import UserError
 
 _LOWER = "lower --batch-size, or train a smaller spec (width, resolution or filters)"
@@ -122,7 +122,7 @@ def run(args, spec, data_config: DataConfig, train_config, run_dir: Path, say=pr
 
     from nas.train import data as train_data
     from nas.train import distribute
-    from nas.train.loop import Trainer
+    from nas.train.trainer import Trainer
     from search_space.builder import build_model, reference_weight_map
 
     worker = distribute.worker_index()

@@ -1,7 +1,7 @@
 import pytest
 
 from search_space.errors import UserError
-from search_space.registries import Registry
+from search_space.extensions import Registry
 
 
 def test_register_returns_object_and_keeps_order():
