@@ -112,7 +112,7 @@ def test_proxy_resolution_above_the_maximum_is_refused(tmp_path, capsys, value):
 def test_a_data_set_that_cannot_fit_in_memory_is_refused_before_loading(tmp_path, capsys, monkeypatch):
     from nas.search import memory
 
-    monkeypatch.setattr(bounds, "available_memory", lambda: 2**20)  # 1 MiB free
+    monkeypatch.setattr(memory, "available_memory", lambda: 2**20)  # 1 MiB free
     config = write_config(tmp_path / "tiny.yaml", tiny_config())
     code, _, err = run_cli(capsys, "search", "--config", config, "--runs-dir", tmp_path)
     assert_one_line_error(code, err, "data set would need", "proxy.resolution")
@@ -124,7 +124,7 @@ def test_a_candidate_that_cannot_fit_in_memory_is_refused(tmp_path, capsys, monk
 
     config = config_from_dict(tiny_config(), "tiny")
     data = memory.data_bytes(memory.image_count(config.data), 16)
-    monkeypatch.setattr(bounds, "available_memory", lambda: data + 1024)
+    monkeypatch.setattr(memory, "available_memory", lambda: data + 1024)
     path = write_config(tmp_path / "tiny.yaml", tiny_config())
     code, _, err = run_cli(capsys, "search", "--config", path, "--runs-dir", tmp_path)
     assert_one_line_error(code, err, "largest candidate would need", "proxy.batch_size")
@@ -145,8 +145,8 @@ def test_latency_flags_out_of_range_are_usage_errors(capsys, argv):
 def test_export_of_a_spec_with_a_huge_resolution_is_refused(tmp_path, capsys):
     from tests.export_helpers import tiny_spec
 
-    spec = tmp_path / "big.yaml"
-    spec.write_text(tiny_spec(resolution=100_000).to_yaml())
+    spec = tmp_path / "big.yaml"  # a valid spec (specs go up to 8192 px) that no command builds
+    spec.write_text(tiny_spec(resolution=5000).to_yaml())
     code, _, err = run_cli(capsys, "export", "--spec", spec, "--output-tflite", tmp_path / "m.tflite")
     assert_one_line_error(code, err, "resolution", "1024")
     assert not (tmp_path / "m.tflite").exists()

@@ -18,9 +18,11 @@ from tests.test_train_cli import tiny_spec
 
 
 def _huge(path, name="huge"):
-    """10^9 head filters: about 10^12 parameters, terabytes at any batch."""
-    spec = dataclasses.replace(get_spec("efficientnet-edgetpu-S"), name=name, width=0.25, depth=0.25,
-                               resolution=32, head_filters=10**9)
+    """A spec every field of which is in bounds (the largest stem a spec may have, at the largest
+    resolution a command builds) that no machine here can hold: the stem's output alone is
+    512 x 512 x 65,536 values, about 64 GiB per image."""
+    spec = dataclasses.replace(get_spec("efficientnet-edgetpu-S"), name=name, depth=0.25, resolution=1024,
+                               stem_filters=65536)
     path.write_text(spec.to_yaml())
     return path
 

@@ -142,13 +142,14 @@ def test_an_empty_class_folder_is_refused_and_the_counts_are_printed(tmp_path, c
 
 
 def test_eval_and_export_of_a_checkpoint_too_large_to_build_are_one_line(trained, tmp_path, capsys):
-    """Issue 29.4 for a checkpoint: its spec.yaml (edited to 10^9 head filters) is checked before the build."""
+    """Issue 29.4 for a checkpoint: its spec.yaml (edited to the largest stem a spec may have, at the
+    largest resolution a command builds) is checked before the build."""
     import shutil
 
     copy = tmp_path / "run"
     shutil.copytree(trained[3], copy)
     spec = yaml.safe_load((copy / "spec.yaml").read_text())
-    spec["head_filters"] = 10**9
+    spec.update(stem_filters=65536, resolution=1024)
     (copy / "spec.yaml").write_text(yaml.safe_dump(spec))
     code, _, err = run_cli(capsys, "eval", "--ckpt", copy, "--offline")
     assert_one_line_error(code, err, "model 'tiny' would need about", "GiB to build and run", "batch 32", "is available")
