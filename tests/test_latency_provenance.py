@@ -18,20 +18,13 @@ from latency.profiling import (NoisyMachine, Run, SimProfiler, build_table, meas
 from nas.cli import main
 from search_space.errors import UserError
 from search_space.space import SearchSpace
+from tests.test_latency_cli import one_line_error
 
 TINY = {"search_space": {
     "skeleton": {"name": "tiny", "blocks": ["r1_k3_s11_e4_i16_o16_c1_noskip", "r2_k3_s22_e4_i16_o24"],
                  "stem_filters": 16, "head_filters": 64, "num_classes": 10, "resolution": 32},
     "choices": {"kernel": [3, 5], "expand_ratio": [4], "filter_multiplier": [1.0], "repeats_delta": [0, 1],
                 "skip": [True, False]}}}
-
-
-def one_line_error(capsys, *needles):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("nas: error:"), err
-    for needle in needles:
-        assert needle in err[0], err[0]
-    return err[0]
 
 
 @pytest.fixture
