@@ -27,14 +27,19 @@ def one_line_error(capsys, *needles):
     return err[0]
 
 
-@pytest.fixture
-def sim_table(tmp_path):
-    """A table built on the `sim` source: the same code path as CPU tables, without TensorFlow."""
+def build_sim_table(tmp_path, config_data: dict):
+    """(config, table) of `nas latency build-lut --source sim` over `config_data`'s space: the same
+    code path as CPU tables, without TensorFlow."""
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
+    config.write_text(yaml.safe_dump(config_data))
     lut = tmp_path / "lut.csv"
     assert main(["latency", "build-lut", "--config", str(config), "--source", "sim", "-o", str(lut)]) == 0
     return config, lut
+
+
+@pytest.fixture
+def sim_table(tmp_path):
+    return build_sim_table(tmp_path, TINY)
 
 
 def test_predict_sim_prints_ms(capsys):

@@ -7,7 +7,6 @@ import json
 import os
 
 import pytest
-import yaml
 
 from latency.calibration import fit_correction
 from latency.fingerprint import Fingerprint
@@ -18,7 +17,7 @@ from latency.profiling import (NoisyMachine, Run, SimProfiler, build_table, meas
 from nas.cli import main
 from search_space.errors import UserError
 from search_space.space import SearchSpace
-from tests.test_latency_cli import one_line_error
+from tests.test_latency_cli import build_sim_table, one_line_error
 
 TINY = {"search_space": {
     "skeleton": {"name": "tiny", "blocks": ["r1_k3_s11_e4_i16_o16_c1_noskip", "r2_k3_s22_e4_i16_o24"],
@@ -29,11 +28,7 @@ TINY = {"search_space": {
 
 @pytest.fixture
 def table(tmp_path):
-    config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
-    lut = tmp_path / "lut.csv"
-    assert main(["latency", "build-lut", "--config", str(config), "--source", "sim", "-o", str(lut)]) == 0
-    return config, lut
+    return build_sim_table(tmp_path, TINY)
 
 
 def _spec_file(config):
