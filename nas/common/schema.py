@@ -21,6 +21,11 @@ from nas.common.errors import ConfigError
 INT_MAX = 2**31 - 1  # the bound of every whole-number setting that states no `max` of its own
 
 
+
+def printable(value) -> str:
+    """A user's key on one line, whatever it holds: newlines and other control characters escaped."""
+    return str(value).encode("unicode_escape").decode("ascii")
+
 def _type_name(kind: type) -> str:
     return {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}.get(kind, kind.__name__)
 
@@ -88,7 +93,7 @@ def read_section(cls: type, data: Any, path: str, skip: tuple[str, ...] = ()):
     for key in data:
         if key not in fields and key not in skip:
             known = ", ".join(sorted(fields)) or "none"
-            shown = str(key).encode("unicode_escape").decode("ascii")  # one line, whatever the key holds
+            shown = printable(key)
             _fail(f"{path}.{shown}" if path else shown, f"unknown key (known: {known})")
     values = {}
     for name, field in fields.items():

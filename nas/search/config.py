@@ -42,7 +42,7 @@ from nas.execution.config import ExecutionConfig, read_execution
 from nas.proxy.task import ProxyConfig
 from nas.search.reward import RewardConfig
 from nas.common.errors import ConfigError
-from nas.common.schema import read_section, section_dict, setting
+from nas.common.schema import printable, read_section, section_dict, setting
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"  # the shipped configs
 DEFAULT_CONFIG = "edgetpu"  # what `nas search` runs without --config
@@ -114,8 +114,7 @@ def config_from_dict(data: Any, default_name: str = "search", base: Path | None 
         raise ConfigError("config: expected a mapping of sections")
     for key in data:
         if key not in SECTIONS:
-            shown = str(key).encode("unicode_escape").decode("ascii")  # one line, whatever the key holds
-            raise ConfigError(f"{shown}: unknown section (known: {', '.join(SECTIONS)})")
+            raise ConfigError(f"{printable(key)}: unknown section (known: {', '.join(SECTIONS)})")
     data = _resolve_paths(data, base)
     run = read_section(RunConfig, data.get("run"), "run")
     if run.name is None:
