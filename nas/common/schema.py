@@ -21,10 +21,10 @@ from nas.common.errors import ConfigError
 INT_MAX = 2**31 - 1  # the bound of every whole-number setting that states no `max` of its own
 
 
-
 def printable(value) -> str:
     """A user's key on one line, whatever it holds: newlines and other control characters escaped."""
     return str(value).encode("unicode_escape").decode("ascii")
+
 
 def _type_name(kind: type) -> str:
     return {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}.get(kind, kind.__name__)
